@@ -1,0 +1,322 @@
+"""Training samples in memory and the crops + targets a network trains on.
+
+This module is torch-free: :class:`CropMaker` runs in data-loader worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.errors import CellsegError
+from napari_cellseg.normalize import normalize_percentile
+
+#: Normalisation stored in every checkpoint and applied identically at prediction time.
+NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
+
+#: Mean cell diameter of an image by Omnipose's definition: 2(D+1)·mean(EDT) (D=2 here).
+DIAMETER_FACTOR = 6.0
+
+
+@dataclass
+class TrainItem:
+    """One 2D training sample, ready for cropping.
+
+    Attributes
+    ----------
+    name
+        Where it came from (file name or layer name, plus frame index for stacks).
+    image
+        float32 (C, Y, X), normalised with :data:`NORMALIZATION`.
+    labels
+        int32 (Y, X) instance labels, 0 = background.
+    links
+        Pairs of label ids that are pieces of one object.
+    weights
+        Optional DeLTA weight map (Y, X) from a ``wei/`` folder.
+    scale
+        Rescaling applied to crops so that cells have the configured diameter (1 = none).
+    blobs
+        Label 1 marks CLB "blobs" (regions too hard to annotate), excluded from the loss.
+    """
+
+    name: str
+    image: np.ndarray
+    labels: np.ndarray
+    links: frozenset[tuple[int, int]] = field(default_factory=frozenset)
+    weights: np.ndarray | None = None
+    scale: float = 1.0
+    blobs: bool = False
+
+
+def mean_diameter(labels: np.ndarray) -> float:
+    """Mean cell diameter of a label image (Omnipose definition, exact for discs).
+
+    Returns 0 for an image without cells.
+    """
+    from scipy import ndimage as ndi
+
+    fg = labels > 0
+    if not fg.any():
+        return 0.0
+    # Distance inside each cell to its outline (background or another label).
+    dist = ndi.distance_transform_edt(fg & _interior(labels))
+    return float(DIAMETER_FACTOR * (dist[fg] + 0.5).mean())
+
+
+def _interior(labels: np.ndarray) -> np.ndarray:
+    """Pixels whose 4 neighbours carry the same label (image edge counts as same)."""
+    padded = np.pad(labels, 1, mode="edge")
+    c = padded[1:-1, 1:-1]
+    return (
+        (padded[:-2, 1:-1] == c) & (padded[2:, 1:-1] == c)
+        & (padded[1:-1, :-2] == c) & (padded[1:-1, 2:] == c)
+    )
+
+
+def select_channels(image: np.ndarray, config: TrainConfig, *, source: str) -> np.ndarray:
+    """Bring a (C, Y, X) image to the model's channel count.
+
+    ``--chan``/``--chan2`` pick channels (1-based, Cellpose style). With ``nchan == 1`` a
+    multi-channel image (e.g. RGB) becomes its channel mean (greyscale).
+
+    Raises
+    ------
+    CellsegError
+        When the image has fewer channels than the model takes, naming ``source``.
+    """
+    c = image.shape[0]
+    if config.chan:
+        wanted = [config.chan - 1] + ([config.chan2 - 1] if config.chan2 else [])
+        if max(wanted) >= c:
+            raise CellsegError(
+                f"{source}: --chan/--chan2 ask for channel {max(wanted) + 1} but the image has "
+                f"{c} channel(s); check --channel_axis or the channel numbers"
+            )
+        return image[wanted]
+    if c == config.nchan:
+        return image
+    if config.nchan == 1:
+        return image.mean(axis=0, keepdims=True)
+    raise CellsegError(
+        f"{source}: the image has {c} channel(s) but the model takes --nchan {config.nchan}; "
+        f"pass --nchan {c}, pick channels with --chan/--chan2, or set --channel_axis"
+    )
+
+
+def prepare_image(raw: np.ndarray, config: TrainConfig, *, source: str) -> list[np.ndarray]:
+    """Raw image array -> list of normalised (C, Y, X) frames (one per plane of a stack)."""
+    from napari_cellseg.io.images import is_stack, iter_frames, to_cyx
+
+    if is_stack(raw, channel_axis=config.channel_axis):
+        frames = list(iter_frames(raw, channel_axis=config.channel_axis))
+    else:
+        frames = [to_cyx(raw, channel_axis=config.channel_axis)]
+    return [
+        normalize_percentile(
+            select_channels(f, config, source=source), NORMALIZATION["low"], NORMALIZATION["high"]
+        )
+        for f in frames
+    ]
+
+
+def make_items(
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    config: TrainConfig,
+    *,
+    names: Sequence[str] | None = None,
+    links: Sequence[Iterable[tuple[int, int]] | None] | None = None,
+    weights: Sequence[np.ndarray | None] | None = None,
+    blobs: bool | None = None,
+) -> list[TrainItem]:
+    """Build training items from raw image and label arrays (files or napari layers).
+
+    Stacks (ZYX/TYX images with labels of the same leading shape) give one item per frame.
+    ``blobs`` says whether label 1 marks CLB blobs; ``None`` follows ``config.blobs``
+    (``auto`` means no: label 1 is an ordinary cell outside CLB folders).
+
+    Raises
+    ------
+    CellsegError
+        For float labels, shape mismatches or channel problems, naming the sample.
+    """
+    names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
+    if len(images) != len(labels):
+        raise CellsegError(f"{len(images)} images but {len(labels)} label arrays")
+    if blobs is None:
+        blobs = config.blobs == "ignore"
+    items: list[TrainItem] = []
+    for i, (raw, lab) in enumerate(zip(images, labels)):
+        name = names[i]
+        lab = np.asarray(lab)
+        if not np.issubdtype(lab.dtype, np.integer) and lab.dtype != bool:
+            raise CellsegError(
+                f"{name}: labels are {lab.dtype}, not integers; convert them to a label matrix "
+                "(e.g. Layers > Convert to labels in napari, or np.round(m).astype(np.uint16))"
+            )
+        if lab.size and lab.min() < 0:
+            raise CellsegError(f"{name}: labels contain negative values; labels must be >= 0")
+        frames = prepare_image(np.asarray(raw), config, source=name)
+        lab_frames = [lab] if lab.ndim == 2 else list(lab)
+        if len(frames) != len(lab_frames):
+            raise CellsegError(
+                f"{name}: {len(frames)} image frame(s) but {len(lab_frames)} label frame(s)"
+            )
+        w = None if weights is None else weights[i]
+        w_frames = [None] * len(frames) if w is None else ([w] if w.ndim == 2 else list(w))
+        pair_links = frozenset(
+            (int(min(a, b)), int(max(a, b))) for a, b in ((links[i] if links else None) or ())
+        )
+        for k, (img, lb, wf) in enumerate(zip(frames, lab_frames, w_frames)):
+            if img.shape[1:] != lb.shape:
+                raise CellsegError(
+                    f"{name}: image is {img.shape[1]}x{img.shape[2]} but labels are "
+                    f"{lb.shape[0]}x{lb.shape[1]}; they must have the same size"
+                )
+            label_frame = np.ascontiguousarray(lb, dtype=np.int32)
+            scale = 1.0
+            if config.diameter > 0:
+                diam = mean_diameter(label_frame)
+                scale = config.diameter / max(diam, 5.0) if diam > 0 else 1.0
+            items.append(
+                TrainItem(
+                    name=name if len(frames) == 1 else f"{name}[{k}]",
+                    image=np.ascontiguousarray(img, dtype=np.float32),
+                    labels=label_frame,
+                    links=pair_links,
+                    weights=None if wf is None else np.asarray(wf, dtype=np.float32),
+                    scale=scale,
+                    blobs=blobs,
+                )
+            )
+    return items
+
+
+def load_items(path: str | Path, config: TrainConfig) -> list[TrainItem]:
+    """Read a training folder (any supported convention) into training items.
+
+    ``path`` may join several folders with ``+`` (CLB).
+    """
+    from napari_cellseg.io import datasets
+
+    items: list[TrainItem] = []
+    for part in str(path).split("+"):
+        ds = datasets.discover(
+            part,
+            config.convention,
+            img_filter=config.img_filter,
+            mask_filter=config.mask_filter,
+            look_one_level_down=config.look_one_level_down,
+        )
+        images, labels, names, links, weights = [], [], [], [], []
+        for sample in ds.samples:
+            images.append(datasets.load_image(sample))
+            labels.append(datasets.load_mask(sample))
+            names.append(str(sample.image) if sample.page is None else sample.name)
+            links.append(datasets.load_links(sample) if config.links else None)
+            weights.append(_load_weights(sample))
+        blobs = config.blobs == "ignore" or (config.blobs == "auto" and ds.convention == "clb")
+        items += make_items(
+            images, labels, config, names=names, links=links, weights=weights, blobs=blobs
+        )
+    if not items:
+        raise CellsegError(f"no training samples found in {path}")
+    return items
+
+
+def _load_weights(sample) -> np.ndarray | None:
+    if getattr(sample, "weights", None) is None:
+        return None
+    from napari_cellseg.io.images import read_image
+
+    return np.asarray(read_image(sample.weights), dtype=np.float32)
+
+
+class CropMaker:
+    """Turns a training item into one augmented (input, target) pair for a family.
+
+    Parameters
+    ----------
+    config
+        The training options (crop size, augmentation, architecture, blobs handling...).
+    augment
+        False for validation crops: no warp, no intensity changes.
+    """
+
+    def __init__(self, config: TrainConfig, *, augment: bool = True) -> None:
+        self.config = config
+        self.augment = augment
+        self.delta_ops = None
+        if config.augment_ops and augment:
+            from napari_cellseg.augment import load_augment_ops
+
+            self.delta_ops = load_augment_ops(config.augment_ops)
+
+    def __call__(self, item: TrainItem, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(x, y)``: x float32 (C, H, W), y float32 (K, H, W) family targets."""
+        from napari_cellseg import augment as aug
+
+        cfg = self.config
+        extras = [item.weights] if item.weights is not None else []
+        if cfg.trim_method:
+            image = aug.trim(item.image, cfg.im_dim, cfg.trim_method, order=1)
+            labels = aug.trim(item.labels, cfg.im_dim, cfg.trim_method, order=0)
+            extras = [aug.trim(e, cfg.im_dim, cfg.trim_method, order=1) for e in extras]
+            # CLB: each sample is seen as itself and as `augments` augmented copies.
+            if self.augment and cfg.augments and rng.random() < cfg.augments / (cfg.augments + 1):
+                image, labels = list(aug.clb_augment(image, labels, rng, n_augments=1))[-1]
+                extras = []  # CLB augmentation does not carry weight maps
+        elif self.augment:
+            scale_range = (0.75, 1.25) if cfg.diameter > 0 else (0.5, 1.5)
+            image, labels, extras, _ = aug.random_warp_crop(
+                item.image, item.labels, cfg.crop_shape, rng,
+                scale_range=scale_range, extras=extras, extras_order=[1] * len(extras),
+                rescale=item.scale,
+            )
+        else:
+            image, labels, extras, _ = aug.random_warp_crop(
+                item.image, item.labels, cfg.crop_shape, rng, scale_range=(1.0, 1.0),
+                rotate=False, flip=False, extras=extras, extras_order=[1] * len(extras),
+                rescale=item.scale,
+            )
+        if self.augment and self.delta_ops:
+            stack = [*image, labels.astype(np.float32), *extras]
+            orders = [1] * image.shape[0] + [0] + [1] * len(extras)
+            out = aug.delta_augment(stack, self.delta_ops, orders, rng)
+            c = image.shape[0]
+            image = np.stack(out[:c]).astype(np.float32)
+            labels = np.rint(out[c]).astype(np.int32)
+            extras = list(out[c + 1:])
+        if self.augment:
+            image = aug.intensity_augment(image, rng)
+        weights = extras[0] if extras else None
+        return np.ascontiguousarray(image, dtype=np.float32), self.targets(labels, weights, item)
+
+    def targets(self, labels: np.ndarray, weights: np.ndarray | None, item: TrainItem) -> np.ndarray:
+        """Training targets of the configured family for one crop of labels."""
+        cfg = self.config
+        blobs = "ignore" if item.blobs else "object"
+        if cfg.architecture == "omni":
+            from napari_cellseg.targets.omni import omni_targets
+
+            lab = labels
+            ignore = None
+            if blobs == "ignore":
+                ignore = labels == 1
+                lab = np.where(ignore, 0, labels)
+            y = omni_targets(lab, set(item.links) or None)
+            if ignore is not None and ignore.any():
+                y[-1][ignore] = 0.0  # the weight channel: no loss on blobs
+            return y
+        if cfg.architecture == "unet":
+            from napari_cellseg.targets.weights import unet_targets
+
+            return unet_targets(labels, weights, weight_map=cfg.weight_map, blobs=blobs)
+        from napari_cellseg.targets.dcan import dcan_targets
+
+        return dcan_targets(labels, blobs=blobs)

@@ -1,0 +1,24 @@
+"""Shared fixtures: real data from ../shared/data (skipped cleanly when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data_dir() -> Path:
+    env = os.environ.get("CELLSEG_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real-data folder (``../shared/data``); the test is skipped when it is absent."""
+    path = _shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"real data not found at {path} (set CELLSEG_SHARED_DATA)")
+    return path
