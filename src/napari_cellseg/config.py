@@ -50,7 +50,9 @@ def _parse_ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in str(text).split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, not {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, not {text!r}"
+        ) from None
 
 
 def _none_or_str(text: str) -> str | None:
@@ -63,15 +65,25 @@ class TrainConfig:
 
     # --- data -------------------------------------------------------------------------------
     dir: str | None = _opt(
-        None, "training data folder (Omnipose, DeLTA img/seg, CLB images/labels, or CTC layout); "
-        "CLB style 'A+B' joins folders", "--dir", "--train_data", group="data",
+        None,
+        "training data folder (Omnipose, DeLTA img/seg, CLB images/labels, or CTC layout); "
+        "CLB style 'A+B' joins folders",
+        "--dir",
+        "--train_data",
+        group="data",
     )
     test_dir: str | None = _opt(
-        None, "validation data folder (validation loss each epoch)", "--test_dir", "--val_data",
+        None,
+        "validation data folder (validation loss each epoch)",
+        "--test_dir",
+        "--val_data",
         group="data",
     )
     convention: str = _opt(
-        "auto", "folder convention", "--convention", group="data",
+        "auto",
+        "folder convention",
+        "--convention",
+        group="data",
         choices=("auto", "omnipose", "delta", "clb", "ctc"),
     )
     img_filter: str = _opt("", "image name suffix, e.g. _img", "--img_filter", group="data")
@@ -79,125 +91,199 @@ class TrainConfig:
     look_one_level_down: bool = _opt(
         False, "also read the subfolders of --dir", "--look_one_level_down", group="data"
     )
-    links: bool = _opt(False, "use <base>_links.txt files (linked labels are one object)",
-                       "--links", group="data")
-    nchan: int = _opt(1, "number of image channels the model takes", "--nchan", "--channels",
-                      group="data")
+    links: bool = _opt(
+        False, "use <base>_links.txt files (linked labels are one object)", "--links", group="data"
+    )
+    nchan: int = _opt(
+        1, "number of image channels the model takes", "--nchan", "--channels", group="data"
+    )
     channel_axis: int | None = _opt(
-        None, "axis of the channels in the image files (default: first for CYX, last for RGB)",
-        "--channel_axis", group="data",
+        None,
+        "axis of the channels in the image files (default: first for CYX, last for RGB)",
+        "--channel_axis",
+        group="data",
     )
     all_channels: bool = _opt(
-        False, "use all --nchan channels (the default here; accepted for Omnipose compatibility)",
-        "--all_channels", group="data",
+        False,
+        "use all --nchan channels (the default here; accepted for Omnipose compatibility)",
+        "--all_channels",
+        group="data",
     )
-    chan: int = _opt(0, "Cellpose-style channel to segment, 1-based (0: use --nchan channels)",
-                     "--chan", group="data")
-    chan2: int = _opt(0, "Cellpose-style optional nuclear channel, 1-based (0: none)", "--chan2",
-                      group="data")
+    chan: int = _opt(
+        0,
+        "Cellpose-style channel to segment, 1-based (0: use --nchan channels)",
+        "--chan",
+        group="data",
+    )
+    chan2: int = _opt(
+        0, "Cellpose-style optional nuclear channel, 1-based (0: none)", "--chan2", group="data"
+    )
     diameter: float = _opt(
-        0.0, "0: no rescaling; else rescale each image so that its cells have this mean "
-        "diameter (Omnipose definition)", "--diameter", group="data",
+        0.0,
+        "0: no rescaling; else rescale each image so that its cells have this mean "
+        "diameter (Omnipose definition)",
+        "--diameter",
+        group="data",
     )
     blobs: str = _opt(
-        "auto", "CLB label 1 ('blobs', regions too hard to annotate): ignore = excluded from "
+        "auto",
+        "CLB label 1 ('blobs', regions too hard to annotate): ignore = excluded from "
         "the loss, object = an ordinary object; auto = ignore in CLB folders, object elsewhere",
-        "--blobs", group="data", choices=("auto", "ignore", "object"),
+        "--blobs",
+        group="data",
+        choices=("auto", "ignore", "object"),
     )
     # --- augmentation -----------------------------------------------------------------------
-    tyx: tuple[int, ...] = _opt((224, 224), "crop size, each a multiple of 8", "--tyx",
-                                group="augmentation", type=_parse_tyx)
+    tyx: tuple[int, ...] = _opt(
+        (224, 224),
+        "crop size, each a multiple of 8",
+        "--tyx",
+        group="augmentation",
+        type=_parse_tyx,
+    )
     augment_ops: str | None = _opt(
-        None, "DeLTA operations dict (yaml/json) applied after cropping", "--augment_ops",
+        None,
+        "DeLTA operations dict (yaml/json) applied after cropping",
+        "--augment_ops",
         group="augmentation",
     )
-    augments: int = _opt(0, "CLB: augmented copies per sample and epoch", "--augments",
-                         group="augmentation")
-    trim_method: str | None = _opt(
-        None, "CLB: bring whole images to --im_dim instead of random warped crops",
-        "--trim_method", group="augmentation", choices=("resize", "padding", "reflect"),
+    augments: int = _opt(
+        0, "CLB: augmented copies per sample and epoch", "--augments", group="augmentation"
     )
-    im_dim: int = _opt(256, "CLB: network input size with --trim_method", "--im_dim",
-                       group="augmentation")
+    trim_method: str | None = _opt(
+        None,
+        "CLB: bring whole images to --im_dim instead of random warped crops",
+        "--trim_method",
+        group="augmentation",
+        choices=("resize", "padding", "reflect"),
+    )
+    im_dim: int = _opt(
+        256, "CLB: network input size with --trim_method", "--im_dim", group="augmentation"
+    )
     # --- model ------------------------------------------------------------------------------
-    architecture: str = _opt("omni", "model family", "--architecture", "--arch", group="model",
-                             choices=ARCHITECTURES)
-    nclasses: int = _opt(2, "omni: 2 = flow + distance, 3 = + boundary", "--nclasses",
-                         group="model")
+    architecture: str = _opt(
+        "omni", "model family", "--architecture", "--arch", group="model", choices=ARCHITECTURES
+    )
+    nclasses: int = _opt(
+        2, "omni: 2 = flow + distance, 3 = + boundary", "--nclasses", group="model"
+    )
     nbase: tuple[int, ...] | None = _opt(
-        None, "channels per U-Net level, e.g. 32,64,128,256 (default: the model's)", "--nbase",
-        group="model", type=_parse_ints,
+        None,
+        "channels per U-Net level, e.g. 32,64,128,256 (default: the model's)",
+        "--nbase",
+        group="model",
+        type=_parse_ints,
     )
     dropout: float = _opt(0.0, "dropout rate", "--dropout", group="model")
     pretrained_model: str | None = _opt(
-        None, "model file (or built-in name) to fine-tune; None trains from scratch",
-        "--pretrained_model", group="model", type=_none_or_str,
+        None,
+        "model file (or built-in name) to fine-tune; None trains from scratch",
+        "--pretrained_model",
+        group="model",
+        type=_none_or_str,
     )
     weight_map: str = _opt(
-        "seg_weights", "unet: weight map when no wei/ folder is given", "--weight_map",
-        group="model", choices=("seg_weights", "seg_weights_2D", "none"),
+        "seg_weights",
+        "unet: weight map when no wei/ folder is given",
+        "--weight_map",
+        group="model",
+        choices=("seg_weights", "seg_weights_2D", "none"),
     )
-    obj_weight: float = _opt(0.5, "dcan: weight of the object loss", "--obj_weight",
-                             group="model")
-    bnd_weight: float = _opt(0.5, "dcan: weight of the contour loss", "--bnd_weight",
-                             group="model")
-    dcan_final_act: str = _opt("tanh", "dcan: final activation", "--dcan_final_act",
-                               group="model", choices=("sigmoid", "tanh"))
+    obj_weight: float = _opt(0.5, "dcan: weight of the object loss", "--obj_weight", group="model")
+    bnd_weight: float = _opt(0.5, "dcan: weight of the contour loss", "--bnd_weight", group="model")
+    dcan_final_act: str = _opt(
+        "tanh",
+        "dcan: final activation",
+        "--dcan_final_act",
+        group="model",
+        choices=("sigmoid", "tanh"),
+    )
     # --- optimisation -----------------------------------------------------------------------
-    optimizer: str = _opt("adamw", "optimizer", "--optimizer", group="optimisation",
-                          choices=OPTIMIZERS)
-    RAdam: bool = _opt(False, "use RAdam (Omnipose flag; same as --optimizer radam)", "--RAdam",
-                       group="optimisation")
-    learning_rate: float = _opt(2e-3, "learning rate", "--learning_rate", "--lr",
-                                group="optimisation")
+    optimizer: str = _opt(
+        "adamw", "optimizer", "--optimizer", group="optimisation", choices=OPTIMIZERS
+    )
+    RAdam: bool = _opt(
+        False,
+        "use RAdam (Omnipose flag; same as --optimizer radam)",
+        "--RAdam",
+        group="optimisation",
+    )
+    learning_rate: float = _opt(
+        2e-3, "learning rate", "--learning_rate", "--lr", group="optimisation"
+    )
     weight_decay: float = _opt(1e-5, "weight decay", "--weight_decay", group="optimisation")
     batch_size: int = _opt(8, "crops per step", "--batch_size", "--batch", group="optimisation")
     n_epochs: int = _opt(100, "epochs", "--n_epochs", "--epochs", group="optimisation")
     nimg_per_epoch: int = _opt(
-        0, "crops per epoch (0: one per image, at least one batch)", "--nimg_per_epoch",
+        0,
+        "crops per epoch (0: one per image, at least one batch)",
+        "--nimg_per_epoch",
         group="optimisation",
     )
-    warmup_epochs: int = _opt(5, "linear learning-rate warm-up (epochs)", "--warmup_epochs",
-                              group="optimisation")
+    warmup_epochs: int = _opt(
+        5, "linear learning-rate warm-up (epochs)", "--warmup_epochs", group="optimisation"
+    )
     seed: int = _opt(42, "random seed (bit-reproducible on CPU)", "--seed", group="optimisation")
     # --- hardware ---------------------------------------------------------------------------
-    device: str = _opt("auto", "auto picks CUDA, then MPS, then CPU", "--device",
-                       group="hardware", choices=("auto", "cpu", "cuda", "mps"))
-    use_gpu: bool = _opt(False, "Omnipose flag: use the GPU (same as --device auto)",
-                         "--use_gpu", group="hardware")
-    amp: str = _opt(
-        "auto", "mixed precision: auto = bf16 on CPUs that support it and on CUDA",
-        "--amp", group="hardware", choices=("auto", "on", "off"),
+    device: str = _opt(
+        "auto",
+        "auto picks CUDA, then MPS, then CPU",
+        "--device",
+        group="hardware",
+        choices=("auto", "cpu", "cuda", "mps"),
     )
-    dataloader: bool = _opt(False, "prepare batches in worker processes", "--dataloader",
-                            group="hardware")
-    num_workers: int = _opt(1, "worker processes with --dataloader", "--num_workers",
-                            group="hardware")
+    use_gpu: bool = _opt(
+        False, "Omnipose flag: use the GPU (same as --device auto)", "--use_gpu", group="hardware"
+    )
+    amp: str = _opt(
+        "auto",
+        "mixed precision: auto = bf16 on CPUs that support it and on CUDA",
+        "--amp",
+        group="hardware",
+        choices=("auto", "on", "off"),
+    )
+    dataloader: bool = _opt(
+        False, "prepare batches in worker processes", "--dataloader", group="hardware"
+    )
+    num_workers: int = _opt(
+        1, "worker processes with --dataloader", "--num_workers", group="hardware"
+    )
     # --- output -----------------------------------------------------------------------------
     model: str | None = _opt(
-        None, "output model file (default: <dir>/models/cellseg_<arch>_<date>.pt)", "--model",
-        "--save_path", group="output",
+        None,
+        "output model file (default: <dir>/models/cellseg_<arch>_<date>.pt)",
+        "--model",
+        "--save_path",
+        group="output",
     )
-    save_every: int = _opt(10, "save (overwrite) the model every N epochs", "--save_every",
-                           group="output")
-    save_each: bool = _opt(False, "keep one model file per save (<model>_epoch_N.pt)",
-                           "--save_each", group="output")
-    resume: str | None = _opt(None, "continue an interrupted run from this model file",
-                              "--resume", group="output")
-    tb_dir: str | None = _opt(None, "TensorBoard log folder (default: beside the model)",
-                              "--tb_dir", group="output")
-    csv_log: str | None = _opt(None, "CSV log file (default: <model>.csv)", "--csv_log",
-                               group="output")
+    save_every: int = _opt(
+        10, "save (overwrite) the model every N epochs", "--save_every", group="output"
+    )
+    save_each: bool = _opt(
+        False, "keep one model file per save (<model>_epoch_N.pt)", "--save_each", group="output"
+    )
+    resume: str | None = _opt(
+        None, "continue an interrupted run from this model file", "--resume", group="output"
+    )
+    tb_dir: str | None = _opt(
+        None, "TensorBoard log folder (default: beside the model)", "--tb_dir", group="output"
+    )
+    csv_log: str | None = _opt(
+        None, "CSV log file (default: <model>.csv)", "--csv_log", group="output"
+    )
     args_load_path: str | None = _opt(
-        None, "yaml file of options (CLB); command-line flags override it", "--args_load_path",
+        None,
+        "yaml file of options (CLB); command-line flags override it",
+        "--args_load_path",
         group="output",
     )
 
     # ---------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
         if isinstance(self.tyx, (list, str)):
-            self.tyx = _parse_tyx(",".join(map(str, self.tyx)) if isinstance(self.tyx, list)
-                                  else self.tyx)
+            self.tyx = _parse_tyx(
+                ",".join(map(str, self.tyx)) if isinstance(self.tyx, list) else self.tyx
+            )
         if isinstance(self.nbase, list):
             self.nbase = tuple(self.nbase)
 
@@ -361,8 +447,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             if "choices" in meta:
                 kwargs["choices"] = meta["choices"]
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        kwargs["help"] = f"{meta['help']} (default: {shown!r})" if shown not in (None, False) \
-            else meta["help"]
+        kwargs["help"] = (
+            f"{meta['help']} (default: {shown!r})" if shown not in (None, False) else meta["help"]
+        )
         groups[meta["group"]].add_argument(*meta["flags"], **kwargs)
 
 

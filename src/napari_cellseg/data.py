@@ -73,8 +73,10 @@ def _interior(labels: np.ndarray) -> np.ndarray:
     padded = np.pad(labels, 1, mode="edge")
     c = padded[1:-1, 1:-1]
     return (
-        (padded[:-2, 1:-1] == c) & (padded[2:, 1:-1] == c)
-        & (padded[1:-1, :-2] == c) & (padded[1:-1, 2:] == c)
+        (padded[:-2, 1:-1] == c)
+        & (padded[2:, 1:-1] == c)
+        & (padded[1:-1, :-2] == c)
+        & (padded[1:-1, 2:] == c)
     )
 
 
@@ -274,14 +276,26 @@ class CropMaker:
         elif self.augment:
             scale_range = (0.75, 1.25) if cfg.diameter > 0 else (0.5, 1.5)
             image, labels, extras, _ = aug.random_warp_crop(
-                item.image, item.labels, cfg.crop_shape, rng,
-                scale_range=scale_range, extras=extras, extras_order=[1] * len(extras),
+                item.image,
+                item.labels,
+                cfg.crop_shape,
+                rng,
+                scale_range=scale_range,
+                extras=extras,
+                extras_order=[1] * len(extras),
                 rescale=item.scale,
             )
         else:
             image, labels, extras, _ = aug.random_warp_crop(
-                item.image, item.labels, cfg.crop_shape, rng, scale_range=(1.0, 1.0),
-                rotate=False, flip=False, extras=extras, extras_order=[1] * len(extras),
+                item.image,
+                item.labels,
+                cfg.crop_shape,
+                rng,
+                scale_range=(1.0, 1.0),
+                rotate=False,
+                flip=False,
+                extras=extras,
+                extras_order=[1] * len(extras),
                 rescale=item.scale,
             )
         if self.augment and self.delta_ops:
@@ -291,13 +305,15 @@ class CropMaker:
             c = image.shape[0]
             image = np.stack(out[:c]).astype(np.float32)
             labels = np.rint(out[c]).astype(np.int32)
-            extras = list(out[c + 1:])
+            extras = list(out[c + 1 :])
         if self.augment:
             image = aug.intensity_augment(image, rng)
         weights = extras[0] if extras else None
         return np.ascontiguousarray(image, dtype=np.float32), self.targets(labels, weights, item)
 
-    def targets(self, labels: np.ndarray, weights: np.ndarray | None, item: TrainItem) -> np.ndarray:
+    def targets(
+        self, labels: np.ndarray, weights: np.ndarray | None, item: TrainItem
+    ) -> np.ndarray:
         """Training targets of the configured family for one crop of labels."""
         cfg = self.config
         blobs = "ignore" if item.blobs else "object"

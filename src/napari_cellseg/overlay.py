@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 
-def outline_rgb(image: np.ndarray, labels: np.ndarray, *,
-                colour: tuple[int, int, int] = (255, 220, 0)) -> np.ndarray:
+def outline_rgb(
+    image: np.ndarray, labels: np.ndarray, *, colour: tuple[int, int, int] = (255, 220, 0)
+) -> np.ndarray:
     """Greyscale image with label outlines drawn in ``colour``.
 
     Parameters

@@ -87,9 +87,19 @@ class Segmenter:
         Tiles per forward pass.
     """
 
-    def __init__(self, model: torch.nn.Module, spec, meta: dict[str, Any], *,
-                 device: str = "auto", tile: int = 256, overlap: float = 0.1,
-                 batch_size: int = 8, amp: str = "auto", name: str = "model") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        spec,
+        meta: dict[str, Any],
+        *,
+        device: str = "auto",
+        tile: int = 256,
+        overlap: float = 0.1,
+        batch_size: int = 8,
+        amp: str = "auto",
+        name: str = "model",
+    ) -> None:
         self.spec = spec
         self.meta = meta
         self.name = name
@@ -104,9 +114,13 @@ class Segmenter:
         self.batch_size = int(batch_size)
         training = dict(meta.get("training", {}))
         training.pop("args_load_path", None)
-        cfg = TrainConfig.from_dict(
-            {k: v for k, v in training.items() if k in TrainConfig.__dataclass_fields__}
-        ) if training else TrainConfig(architecture=spec.arch, nchan=spec.nchan)
+        cfg = (
+            TrainConfig.from_dict(
+                {k: v for k, v in training.items() if k in TrainConfig.__dataclass_fields__}
+            )
+            if training
+            else TrainConfig(architecture=spec.arch, nchan=spec.nchan)
+        )
         cfg.architecture, cfg.nchan, cfg.nclasses = spec.arch, spec.nchan, spec.nclasses
         self.config = cfg
 
@@ -126,16 +140,18 @@ class Segmenter:
         return self.spec.arch
 
     # -- network ----------------------------------------------------------------------------
-    def prepare(self, raw: np.ndarray, *, channel_axis: int | None = None, source: str = "image"
-                ) -> list[np.ndarray]:
+    def prepare(
+        self, raw: np.ndarray, *, channel_axis: int | None = None, source: str = "image"
+    ) -> list[np.ndarray]:
         """Raw image (2D, multichannel or stack) -> normalised (C, Y, X) frames."""
         if channel_axis is not None:
             self.config.channel_axis = channel_axis
         return prepare_image(np.asarray(raw), self.config, source=source)
 
     @torch.no_grad()
-    def network(self, image: np.ndarray, *, progress: Callable[[int, int], None] | None = None
-                ) -> np.ndarray:
+    def network(
+        self, image: np.ndarray, *, progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
         """Blended network outputs (K, Y, X) float32 for one normalised (C, Y, X) image."""
         c, h, w = image.shape
         if c != self.spec.nchan:
@@ -148,24 +164,30 @@ class Segmenter:
         if pad_h or pad_w:
             image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
         H, W = image.shape[1:]
-        starts = [(y, x) for y in _tile_starts(H, th, self.overlap)
-                  for x in _tile_starts(W, tw, self.overlap)]
+        starts = [
+            (y, x)
+            for y in _tile_starts(H, th, self.overlap)
+            for x in _tile_starts(W, tw, self.overlap)
+        ]
         window = _blend_window((th, tw))
         acc = np.zeros((self.spec.n_outputs(), H, W), np.float32)
         norm = np.zeros((H, W), np.float32)
         for i in range(0, len(starts), self.batch_size):
-            chunk = starts[i:i + self.batch_size]
-            x = torch.from_numpy(np.stack([image[:, y:y + th, x0:x0 + tw] for y, x0 in chunk]))
+            chunk = starts[i : i + self.batch_size]
+            x = torch.from_numpy(np.stack([image[:, y : y + th, x0 : x0 + tw] for y, x0 in chunk]))
             x = x.to(self.device)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                enabled=self.amp_dtype is not None):
+            with torch.autocast(
+                self.device.type,
+                dtype=self.amp_dtype or torch.float32,
+                enabled=self.amp_dtype is not None,
+            ):
                 out = self.model(x)
             out = out.float().cpu().numpy()
             for (y, x0), o in zip(chunk, out):
-                acc[:, y:y + th, x0:x0 + tw] += o * window
-                norm[y:y + th, x0:x0 + tw] += window
+                acc[:, y : y + th, x0 : x0 + tw] += o * window
+                norm[y : y + th, x0 : x0 + tw] += window
             if progress is not None:
                 progress(min(i + self.batch_size, len(starts)), len(starts))
         return (acc / norm)[:, :h, :w]
@@ -190,8 +212,10 @@ class Segmenter:
         """Instance labels from named outputs; ``params`` override :data:`POSTPROCESS_DEFAULTS`."""
         from napari_cellseg import postprocess as pp
 
-        kw = {**POSTPROCESS_DEFAULTS[self.arch],
-              **{k: v for k, v in params.items() if v is not None or k == "niter"}}
+        kw = {
+            **POSTPROCESS_DEFAULTS[self.arch],
+            **{k: v for k, v in params.items() if v is not None or k == "niter"},
+        }
         unknown = set(kw) - set(POSTPROCESS_DEFAULTS[self.arch])
         if unknown:
             raise CellsegError(
@@ -199,9 +223,13 @@ class Segmenter:
                 f"their options are {', '.join(POSTPROCESS_DEFAULTS[self.arch])}"
             )
         if self.arch == "omni":
-            labels = pp.omni_masks(outputs["flow"], outputs["dist"], outputs.get("boundary"),
-                                   device=str(self.device) if self.device.type == "cuda"
-                                   else "cpu", **kw)
+            labels = pp.omni_masks(
+                outputs["flow"],
+                outputs["dist"],
+                outputs.get("boundary"),
+                device=str(self.device) if self.device.type == "cuda" else "cpu",
+                **kw,
+            )
         elif self.arch == "unet":
             labels = pp.unet_masks(outputs["prob"], **kw)
         else:
@@ -213,8 +241,14 @@ class Segmenter:
         outputs = self.named_outputs(self.network(image))
         return Segmentation(self.reconstruct(outputs, **params), outputs)
 
-    def segment_raw(self, raw: np.ndarray, *, channel_axis: int | None = None,
-                    source: str = "image", **params: Any) -> Iterator[Segmentation]:
+    def segment_raw(
+        self,
+        raw: np.ndarray,
+        *,
+        channel_axis: int | None = None,
+        source: str = "image",
+        **params: Any,
+    ) -> Iterator[Segmentation]:
         """Segment a raw 2D image or stack frame by frame (one :class:`Segmentation` each)."""
         for frame in self.prepare(raw, channel_axis=channel_axis, source=source):
             yield self.segment(frame, **params)

@@ -85,8 +85,11 @@ def pick_device(name: str = "auto") -> torch.device:
     """CUDA, then MPS, then CPU for ``"auto"``; otherwise the named device (checked)."""
     if name in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda")
-    if name in ("auto", "mps") and getattr(torch.backends, "mps", None) is not None \
-            and torch.backends.mps.is_available():
+    if (
+        name in ("auto", "mps")
+        and getattr(torch.backends, "mps", None) is not None
+        and torch.backends.mps.is_available()
+    ):
         return torch.device("mps")
     if name not in ("auto", "cpu"):
         raise CellsegError(f"--device {name} is not available on this machine; use auto or cpu")
@@ -116,16 +119,21 @@ def default_model_path(config: TrainConfig) -> Path:
     """``<first training folder>/models/cellseg_<arch>_nchan<C>_nclasses<K>_<time>.pt``."""
     base = Path(str(config.dir).split("+")[0]) if config.dir else Path.cwd()
     stamp = datetime.now().strftime("%Y_%m_%d_%H_%M_%S")
-    return base / "models" / (
-        f"cellseg_{config.architecture}_nchan{config.nchan}_nclasses{config.nclasses}_{stamp}.pt"
+    return (
+        base
+        / "models"
+        / (
+            f"cellseg_{config.architecture}_nchan{config.nchan}_nclasses{config.nclasses}_{stamp}.pt"
+        )
     )
 
 
 class _CropDataset(torch.utils.data.Dataset):
     """Epoch-indexed crops: sample i of epoch e uses its own seeded RNG (reproducible)."""
 
-    def __init__(self, items: Sequence[TrainItem], maker: CropMaker, order: np.ndarray,
-                 seed: int, epoch: int) -> None:
+    def __init__(
+        self, items: Sequence[TrainItem], maker: CropMaker, order: np.ndarray, seed: int, epoch: int
+    ) -> None:
         self.items, self.maker, self.order = items, maker, order
         self.seed, self.epoch = seed, epoch
 
@@ -160,8 +168,9 @@ def _make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
 
 
-def compute_loss(config: TrainConfig, pred: torch.Tensor, target: torch.Tensor
-                 ) -> tuple[torch.Tensor, dict[str, float]]:
+def compute_loss(
+    config: TrainConfig, pred: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of the configured family and its components (as floats)."""
     from napari_cellseg import losses
 
@@ -172,8 +181,12 @@ def compute_loss(config: TrainConfig, pred: torch.Tensor, target: torch.Tensor
         loss, parts = losses.weighted_bce_loss(pred, target, return_parts=True)
     else:
         loss, parts = losses.dcan_loss(
-            pred, target, obj_weight=config.obj_weight, bnd_weight=config.bnd_weight,
-            final_act=config.dcan_final_act, return_parts=True,
+            pred,
+            target,
+            obj_weight=config.obj_weight,
+            bnd_weight=config.bnd_weight,
+            final_act=config.dcan_final_act,
+            return_parts=True,
         )
     return loss, {k: float(v) for k, v in parts.items()}
 
@@ -185,8 +198,14 @@ def model_spec(config: TrainConfig):
     kwargs: dict[str, Any] = {}
     if config.nbase:
         kwargs["nbase"] = tuple(config.nbase)
-    return ModelSpec(arch=config.architecture, nchan=config.nchan, nclasses=config.nclasses,
-                     dim=2, dropout=config.dropout, **kwargs)
+    return ModelSpec(
+        arch=config.architecture,
+        nchan=config.nchan,
+        nclasses=config.nclasses,
+        dim=2,
+        dropout=config.dropout,
+        **kwargs,
+    )
 
 
 def checkpoint_meta(config: TrainConfig, **extra: Any) -> dict[str, Any]:
@@ -261,8 +280,14 @@ def train(
     resume_ckpt = None
     if config.resume:
         resume_ckpt = load_checkpoint(config.resume)
-        check_compatible(resume_ckpt.spec, nchan=spec.nchan, nclasses=spec.nclasses,
-                         dim=spec.dim, arch=spec.arch, source=config.resume)
+        check_compatible(
+            resume_ckpt.spec,
+            nchan=spec.nchan,
+            nclasses=spec.nclasses,
+            dim=spec.dim,
+            arch=spec.arch,
+            source=config.resume,
+        )
         spec = resume_ckpt.spec
         model = build_model(spec)
         model.load_state_dict(resume_ckpt.state_dict)
@@ -272,8 +297,14 @@ def train(
         from napari_cellseg.models.builtin import resolve_model
 
         pre = load_checkpoint(resolve_model(config.pretrained_model))
-        check_compatible(pre.spec, nchan=spec.nchan, nclasses=spec.nclasses, dim=spec.dim,
-                         arch=spec.arch, source=config.pretrained_model)
+        check_compatible(
+            pre.spec,
+            nchan=spec.nchan,
+            nclasses=spec.nclasses,
+            dim=spec.dim,
+            arch=spec.arch,
+            source=config.pretrained_model,
+        )
         spec = pre.spec
         model = build_model(spec)
         model.load_state_dict(pre.state_dict)
@@ -289,14 +320,16 @@ def train(
     model_path.parent.mkdir(parents=True, exist_ok=True)
     logger = _Logger(config, model_path)
 
-    n_per_epoch = config.nimg_per_epoch or max(len(items) * (1 + config.augments),
-                                               config.batch_size)
+    n_per_epoch = config.nimg_per_epoch or max(
+        len(items) * (1 + config.augments), config.batch_size
+    )
     steps_per_epoch = math.ceil(n_per_epoch / config.batch_size)
     total_steps = steps_per_epoch * config.n_epochs
     maker = CropMaker(config, augment=True)
     val_batches = _validation_batches(config, val_items)
-    workers = (config.num_workers if config.dataloader else 0) if num_workers is None \
-        else num_workers
+    workers = (
+        (config.num_workers if config.dataloader else 0) if num_workers is None else num_workers
+    )
 
     step = start_epoch * steps_per_epoch
     t0 = time.perf_counter()
@@ -306,8 +339,9 @@ def train(
     stopped = False
 
     def save(epoch_done: int, *, final: bool = False) -> None:
-        meta = checkpoint_meta(config, epochs_done=epoch_done, history=history,
-                               train_loss=last_loss, val_loss=last_val)
+        meta = checkpoint_meta(
+            config, epochs_done=epoch_done, history=history, train_loss=last_loss, val_loss=last_val
+        )
         save_checkpoint(model_path, model, spec, meta, optimizer=optimizer, epoch=epoch_done)
         if config.save_each and not final:
             stem = model_path.with_name(f"{model_path.stem}_epoch_{epoch_done:04d}.pt")
@@ -320,8 +354,11 @@ def train(
             )
             loader = torch.utils.data.DataLoader(
                 _CropDataset(items, maker, order, config.seed, epoch),
-                batch_size=config.batch_size, shuffle=False, num_workers=workers,
-                drop_last=False, persistent_workers=False,
+                batch_size=config.batch_size,
+                shuffle=False,
+                num_workers=workers,
+                drop_last=False,
+                persistent_workers=False,
                 multiprocessing_context="spawn" if workers else None,
             )
             model.train()
@@ -335,8 +372,9 @@ def train(
                 y = y.to(device, non_blocking=True)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                                    enabled=amp_dtype is not None):
+                with torch.autocast(
+                    device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+                ):
                     pred = model(x)
                 loss, parts = compute_loss(config, pred, y)
                 if not torch.isfinite(loss):
@@ -355,23 +393,50 @@ def train(
                 elapsed = time.perf_counter() - t0
                 eta = elapsed / max(step - first_step, 1) * (total_steps - step)
                 logger.step(step, last_loss, lr)
-                yield Progress("step", epoch + 1, config.n_epochs, step, total_steps,
-                               last_loss, None, lr, eta, elapsed)
+                yield Progress(
+                    "step",
+                    epoch + 1,
+                    config.n_epochs,
+                    step,
+                    total_steps,
+                    last_loss,
+                    None,
+                    lr,
+                    eta,
+                    elapsed,
+                )
                 if stop is not None and stop.is_set():
                     raise _Stop
             mean_loss = float(np.mean(losses_epoch))
             parts_mean = {k: v / len(losses_epoch) for k, v in parts_sum.items()}
             last_val = _validate(config, model, val_batches, device, amp_dtype, channels_last)
-            record = {"epoch": epoch + 1, "loss": mean_loss, "val_loss": last_val,
-                      "lr": lr, "elapsed_s": time.perf_counter() - t0, **parts_mean}
+            record = {
+                "epoch": epoch + 1,
+                "loss": mean_loss,
+                "val_loss": last_val,
+                "lr": lr,
+                "elapsed_s": time.perf_counter() - t0,
+                **parts_mean,
+            }
             history.append(record)
             logger.epoch(record)
             if (epoch + 1) % max(config.save_every, 1) == 0 or epoch + 1 == config.n_epochs:
                 save(epoch + 1, final=epoch + 1 == config.n_epochs)
             elapsed = time.perf_counter() - t0
             eta = elapsed / max(step - first_step, 1) * (total_steps - step)
-            yield Progress("epoch", epoch + 1, config.n_epochs, step, total_steps, mean_loss,
-                           last_val, lr, eta, elapsed, parts_mean)
+            yield Progress(
+                "epoch",
+                epoch + 1,
+                config.n_epochs,
+                step,
+                total_steps,
+                mean_loss,
+                last_val,
+                lr,
+                eta,
+                elapsed,
+                parts_mean,
+            )
         epoch = config.n_epochs
     except (_Stop, GeneratorExit):
         stopped = True
@@ -401,8 +466,9 @@ def _warn_sparse(items: Sequence[TrainItem]) -> None:
         )
 
 
-def _validation_batches(config: TrainConfig, val_items: Sequence[TrainItem] | None
-                        ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _validation_batches(
+    config: TrainConfig, val_items: Sequence[TrainItem] | None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Fixed, unaugmented validation crops (the same every epoch)."""
     if not val_items:
         return []
@@ -414,7 +480,9 @@ def _validation_batches(config: TrainConfig, val_items: Sequence[TrainItem] | No
             xs.append(torch.from_numpy(x))
             ys.append(torch.from_numpy(y))
     bs = config.batch_size
-    return [(torch.stack(xs[i:i + bs]), torch.stack(ys[i:i + bs])) for i in range(0, len(xs), bs)]
+    return [
+        (torch.stack(xs[i : i + bs]), torch.stack(ys[i : i + bs])) for i in range(0, len(xs), bs)
+    ]
 
 
 @torch.no_grad()
@@ -427,8 +495,9 @@ def _validate(config, model, batches, device, amp_dtype, channels_last) -> float
         x, y = x.to(device), y.to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                            enabled=amp_dtype is not None):
+        with torch.autocast(
+            device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+        ):
             pred = model(x)
         loss, _ = compute_loss(config, pred, y)
         total += float(loss) * len(x)
@@ -469,8 +538,9 @@ class _Logger:
             self._writer = csv.DictWriter(self._csv_file, fieldnames=list(record))
             if self._new:
                 self._writer.writeheader()
-        self._writer.writerow({k: ("" if v is None else v) for k, v in record.items()
-                               if k in self._writer.fieldnames})
+        self._writer.writerow(
+            {k: ("" if v is None else v) for k, v in record.items() if k in self._writer.fieldnames}
+        )
         self._csv_file.flush()
         os.fsync(self._csv_file.fileno())
 

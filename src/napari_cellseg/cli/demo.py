@@ -22,18 +22,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", default="cellseg-demo", help="working folder (default: %(default)s)")
-    p.add_argument("--kind", default="bacteria", choices=("bacteria", "nuclei"),
-                   help="synthetic data to use")
+    p.add_argument(
+        "--kind", default="bacteria", choices=("bacteria", "nuclei"), help="synthetic data to use"
+    )
     p.add_argument("--architecture", default="omni", choices=("omni", "unet", "dcan"))
     p.add_argument("--n_train", type=int, default=24, help="training images")
     p.add_argument("--n_test", type=int, default=4, help="held-out images")
-    p.add_argument("--minutes", type=float, default=3.0,
-                   help="training time budget in minutes (default: %(default)s)")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=3.0,
+        help="training time budget in minutes (default: %(default)s)",
+    )
     p.add_argument("--epochs", type=int, default=60, help="at most this many epochs")
     p.add_argument("--no_train", action="store_true", help="only generate data and run QC")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gui", action="store_true",
-                   help="open napari with the sample data and the widgets docked")
+    p.add_argument(
+        "--gui", action="store_true", help="open napari with the sample data and the widgets docked"
+    )
     return p
 
 
@@ -50,18 +56,22 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out).resolve()
     train_dir, test_dir = out / "train", out / "test"
-    print(f"[1/4] generating {args.n_train} training + {args.n_test} held-out synthetic "
-          f"{args.kind} images in {out}")
-    synth.make_dataset(train_dir, kind=args.kind, n=args.n_train, shape=(256, 256),
-                       seed=args.seed)
-    synth.make_dataset(test_dir, kind=args.kind, n=args.n_test, shape=(384, 384),
-                       seed=args.seed + 10_000)
+    print(
+        f"[1/4] generating {args.n_train} training + {args.n_test} held-out synthetic "
+        f"{args.kind} images in {out}"
+    )
+    synth.make_dataset(train_dir, kind=args.kind, n=args.n_train, shape=(256, 256), seed=args.seed)
+    synth.make_dataset(
+        test_dir, kind=args.kind, n=args.n_test, shape=(384, 384), seed=args.seed + 10_000
+    )
     print("[2/4] checking the annotations")
     reports = qc_dataset(discover(train_dir))
     n_blocking = sum(r.blocking for _, r in reports)
     n_warn = sum(p.severity == "warning" for _, r in reports for p in r.problems)
-    print(f"      {len(reports)} masks checked: {n_blocking} with blocking problems, "
-          f"{n_warn} warnings")
+    print(
+        f"      {len(reports)} masks checked: {n_blocking} with blocking problems, "
+        f"{n_warn} warnings"
+    )
     if args.no_train:
         return 0 if n_blocking == 0 else 1
     model_path = _train(args, train_dir, out)
@@ -76,15 +86,24 @@ def _train(args: argparse.Namespace, train_dir: Path, out: Path) -> Path:
     from napari_cellseg.train import train
 
     config = TrainConfig(
-        dir=str(train_dir), architecture=args.architecture, n_epochs=args.epochs,
-        batch_size=8, tyx=(128, 128), learning_rate=2e-3, warmup_epochs=2,
-        nbase=(16, 32, 64, 128), model=str(out / "models" / f"demo_{args.architecture}.pt"),
-        save_every=5, seed=args.seed,
+        dir=str(train_dir),
+        architecture=args.architecture,
+        n_epochs=args.epochs,
+        batch_size=8,
+        tyx=(128, 128),
+        learning_rate=2e-3,
+        warmup_epochs=2,
+        nbase=(16, 32, 64, 128),
+        model=str(out / "models" / f"demo_{args.architecture}.pt"),
+        save_every=5,
+        seed=args.seed,
     )
     stop = threading.Event()
     deadline = time.monotonic() + args.minutes * 60
-    print(f"[3/4] training a small {args.architecture} model for up to {args.minutes:g} min "
-          f"({args.epochs} epochs at most)")
+    print(
+        f"[3/4] training a small {args.architecture} model for up to {args.minutes:g} min "
+        f"({args.epochs} epochs at most)"
+    )
     gen = train(config, stop=stop)
     bar = None
     try:
@@ -100,8 +119,10 @@ def _train(args: argparse.Namespace, train_dir: Path, out: Path) -> Path:
         result = done.value
     if bar is not None:
         bar.close()
-    print(f"      {result.epochs_done} epochs, final loss {result.final_loss:.4f}; "
-          f"model: {result.model_path}")
+    print(
+        f"      {result.epochs_done} epochs, final loss {result.final_loss:.4f}; "
+        f"model: {result.model_path}"
+    )
     return result.model_path
 
 
@@ -125,8 +146,12 @@ def _segment_and_score(model_path: Path, test_dir: Path, out: Path) -> None:
         png = save_outline_png(pred_dir / f"{sample.name}_outlines.png", frame, result.labels)
         row = evaluate_pair(gt, result.labels)
         rows.append(row)
-        print(f"      {sample.name}: {row['n_pred']} cells found / {row['n_gt']} true, "
-              f"AP@0.5 {row['ap_50']:.3f}, AP@0.75 {row['ap_75']:.3f}  ({png.name})")
+        print(
+            f"      {sample.name}: {row['n_pred']} cells found / {row['n_gt']} true, "
+            f"AP@0.5 {row['ap_50']:.3f}, AP@0.75 {row['ap_75']:.3f}  ({png.name})"
+        )
     summary = summarize(rows)
-    print(f"mean AP@0.5 = {summary['ap_50']:.3f}   mean AP@0.75 = {summary['ap_75']:.3f}   "
-          f"overlays and masks in {pred_dir}")
+    print(
+        f"mean AP@0.5 = {summary['ap_50']:.3f}   mean AP@0.75 = {summary['ap_75']:.3f}   "
+        f"overlays and masks in {pred_dir}"
+    )

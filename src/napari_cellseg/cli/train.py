@@ -48,8 +48,13 @@ def run(args: argparse.Namespace) -> int:
         while True:
             event = next(gen)
             if bar is None:
-                bar = tqdm(total=event.total_steps, initial=event.step - 1, unit="step",
-                           dynamic_ncols=True, desc="train")
+                bar = tqdm(
+                    total=event.total_steps,
+                    initial=event.step - 1,
+                    unit="step",
+                    dynamic_ncols=True,
+                    desc="train",
+                )
             if event.kind == "step":
                 bar.update(event.step - bar.n)
                 bar.set_postfix(epoch=f"{event.epoch}/{event.n_epochs}", loss=f"{event.loss:.4f}")
