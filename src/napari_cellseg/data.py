@@ -53,6 +53,23 @@ class TrainItem:
     blobs: bool = False
 
 
+def tune_allocator() -> None:
+    """Let glibc keep freed memory instead of returning it to the system at once.
+
+    Augmentation and targets allocate and free many crop-sized temporaries; on virtual
+    machines where fresh pages are expensive, returning them costs more than the work itself.
+    A no-op where glibc is not the allocator.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def mean_diameter(labels: np.ndarray) -> float:
     """Mean cell diameter of a label image (Omnipose definition, exact for discs).
 

@@ -27,7 +27,7 @@ import torch
 
 from napari_cellseg import __version__
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.data import NORMALIZATION, CropMaker, TrainItem, load_items
+from napari_cellseg.data import NORMALIZATION, CropMaker, TrainItem, load_items, tune_allocator
 from napari_cellseg.errors import CellsegError
 
 
@@ -54,6 +54,9 @@ class Progress:
         Estimated seconds to the end and seconds since the start.
     parts
         Loss components (e.g. flow, distance, boundary) for ``"epoch"`` events.
+    data_wait_s
+        Seconds the loop has spent waiting for batches since the start (data preparation
+        not hidden behind the network's work).
     """
 
     kind: str
@@ -67,6 +70,7 @@ class Progress:
     eta_s: float = 0.0
     elapsed_s: float = 0.0
     parts: dict[str, float] = field(default_factory=dict)
+    data_wait_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -129,21 +133,39 @@ def default_model_path(config: TrainConfig) -> Path:
 
 
 class _CropDataset(torch.utils.data.Dataset):
-    """Epoch-indexed crops: sample i of epoch e uses its own seeded RNG (reproducible)."""
+    """Crops indexed by ``(epoch, i)``: each uses its own seeded RNG, so a run is reproducible
+    whatever the number of worker processes, and a resumed run continues identically."""
 
     def __init__(
-        self, items: Sequence[TrainItem], maker: CropMaker, order: np.ndarray, seed: int, epoch: int
+        self, items: Sequence[TrainItem], maker: CropMaker, seed: int, n_per_epoch: int
     ) -> None:
-        self.items, self.maker, self.order = items, maker, order
-        self.seed, self.epoch = seed, epoch
+        self.items, self.maker = items, maker
+        self.seed, self.n_per_epoch = seed, n_per_epoch
 
     def __len__(self) -> int:
-        return len(self.order)
+        return self.n_per_epoch
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        x, y = self.maker(self.items[int(self.order[i])], rng)
+    def order(self, epoch: int) -> np.ndarray:
+        """Which item each crop of an epoch comes from (every item equally often)."""
+        return np.random.default_rng([self.seed, epoch, 1]).permutation(
+            np.resize(np.arange(len(self.items)), self.n_per_epoch)
+        )
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, i = key
+        rng = np.random.default_rng([self.seed, epoch, i])
+        x, y = self.maker(self.items[int(self.order(epoch)[i])], rng)
         return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def _epoch_batches(first: int, last: int, n_per_epoch: int, batch_size: int
+                   ) -> list[list[tuple[int, int]]]:
+    """Batches of ``(epoch, i)`` keys for epochs ``first..last-1``; none spans two epochs."""
+    return [
+        [(e, i) for i in range(s, min(s + batch_size, n_per_epoch))]
+        for e in range(first, last)
+        for s in range(0, n_per_epoch, batch_size)
+    ]
 
 
 def _lr_at(config: TrainConfig, epoch_pos: float) -> float:
@@ -269,8 +291,8 @@ def train(
         raise CellsegError("no training samples")
     _warn_sparse(items)
 
+    tune_allocator()
     torch.manual_seed(config.seed)
-    np.random.seed(config.seed % 2**32)
     device = pick_device("auto" if config.use_gpu else config.device)
     amp_dtype = autocast_dtype(device, config.amp)
     spec = model_spec(config)
@@ -337,6 +359,7 @@ def train(
     epoch = start_epoch
     last_loss, last_val = float("nan"), None
     stopped = False
+    data_wait = 0.0
 
     def save(epoch_done: int, *, final: bool = False) -> None:
         meta = checkpoint_meta(
@@ -348,23 +371,25 @@ def train(
             save_checkpoint(stem, model, spec, meta, optimizer=None, epoch=epoch_done)
 
     try:
+        # One loader for the whole run: worker processes start once and keep preparing the
+        # next batches while the network trains on the current one.
+        loader = torch.utils.data.DataLoader(
+            _CropDataset(items, maker, config.seed, n_per_epoch),
+            batch_sampler=_epoch_batches(start_epoch, config.n_epochs, n_per_epoch,
+                                         config.batch_size),
+            num_workers=workers,
+            worker_init_fn=_worker_init if workers else None,
+            prefetch_factor=4 if workers else None,
+        )
+        batches = iter(loader)
         for epoch in range(start_epoch, config.n_epochs):
-            order = np.random.default_rng([config.seed, epoch, 1]).permutation(
-                np.resize(np.arange(len(items)), n_per_epoch)
-            )
-            loader = torch.utils.data.DataLoader(
-                _CropDataset(items, maker, order, config.seed, epoch),
-                batch_size=config.batch_size,
-                shuffle=False,
-                num_workers=workers,
-                drop_last=False,
-                persistent_workers=False,
-                multiprocessing_context="spawn" if workers else None,
-            )
             model.train()
             losses_epoch: list[float] = []
             parts_sum: dict[str, float] = {}
-            for b, (x, y) in enumerate(loader):
+            for b in range(steps_per_epoch):
+                t_wait = time.perf_counter()
+                x, y = next(batches)
+                data_wait += time.perf_counter() - t_wait
                 lr = _lr_at(config, epoch + b / steps_per_epoch)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -386,7 +411,7 @@ def train(
                 loss.backward()
                 optimizer.step()
                 step += 1
-                last_loss = float(loss)
+                last_loss = float(loss.detach())
                 losses_epoch.append(last_loss)
                 for k, v in parts.items():
                     parts_sum[k] = parts_sum.get(k, 0.0) + v
@@ -404,6 +429,7 @@ def train(
                     lr,
                     eta,
                     elapsed,
+                    data_wait_s=data_wait,
                 )
                 if stop is not None and stop.is_set():
                     raise _Stop
@@ -436,6 +462,7 @@ def train(
                 eta,
                 elapsed,
                 parts_mean,
+                data_wait,
             )
         epoch = config.n_epochs
     except (_Stop, GeneratorExit):
@@ -447,7 +474,14 @@ def train(
         epoch = done
     finally:
         logger.close()
+        batches = None  # shuts the loader's worker processes down
     return TrainResult(model_path, epoch, last_loss, last_val, stopped, history)
+
+
+def _worker_init(_: int) -> None:
+    """Data-loader worker set-up: one thread each (the main process trains), glibc tuning."""
+    torch.set_num_threads(1)
+    tune_allocator()
 
 
 class _Stop(Exception):

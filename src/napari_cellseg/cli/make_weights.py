@@ -1,0 +1,68 @@
+"""``cellseg make-weights``: write a DeLTA ``wei/`` folder of pixel weight maps."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from napari_cellseg.errors import CellsegError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``cellseg make-weights``."""
+    p = subparsers.add_parser(
+        "make-weights",
+        help="write pixel weight maps (wei/) for a U-Net training folder",
+        description="Compute a weight map per mask (like DeLTA's make_weights) and write it to "
+        "<DIR>/wei/<stem>.tif (float32). `cellseg train --architecture unet` uses wei/ files "
+        "when present.",
+    )
+    p.add_argument("dir", help="training folder (DeLTA img/ + seg/, or Omnipose layout)")
+    p.add_argument(
+        "--weight_map",
+        default="seg_weights",
+        choices=("seg_weights", "seg_weights_2D"),
+        help="U-Net paper map (mother machine) or DeLTA's crowded-colony map",
+    )
+    p.add_argument("--w0", type=float, default=12.0, help="seg_weights: border weight w0")
+    p.add_argument("--sigma", type=float, default=2.0, help="seg_weights: border width sigma")
+    p.add_argument("--output", help="output folder (default: <DIR>/wei)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing weight files")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write one weight map per mask."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from napari_cellseg.io import datasets
+    from napari_cellseg.io.images import write_image
+    from napari_cellseg.targets.weights import (
+        estimate_seg2D_classweights,
+        seg_weights,
+        seg_weights_2D,
+    )
+
+    ds = datasets.discover(args.dir)
+    out = Path(args.output) if args.output else Path(ds.root) / "wei"
+    targets = {s: out / f"{s.name}.tif" for s in ds.samples}
+    existing = [p for p in targets.values() if p.exists()]
+    if existing and not args.overwrite:
+        raise CellsegError(
+            f"{len(existing)} weight file(s) already exist in {out} (e.g. {existing[0].name}); "
+            "pass --overwrite to replace them"
+        )
+    masks = {s: datasets.load_mask(s) for s in ds.samples}
+    if args.weight_map == "seg_weights_2D":
+        cw = estimate_seg2D_classweights(list(masks.values()))
+    else:
+        cw = (1.0, 1.0)
+    for sample, mask in tqdm(masks.items(), unit="mask", desc="make-weights"):
+        if args.weight_map == "seg_weights":
+            w = seg_weights(mask, classweights=cw, w0=args.w0, sigma=args.sigma)
+        else:
+            w = seg_weights_2D(mask, classweights=cw)
+        write_image(targets[sample], np.asarray(w, dtype=np.float32))
+    print(f"wrote {len(masks)} weight map(s) to {out}")
+    return 0

@@ -1,0 +1,148 @@
+"""The training generator: real PyTorch training on synthetic data, logs, checkpoints, resume."""
+
+from __future__ import annotations
+
+import csv
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cellseg import synth
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.data import make_items
+from napari_cellseg.errors import CellsegError
+from napari_cellseg.models.checkpoint import load_checkpoint
+from napari_cellseg.train import Progress, train
+
+
+def _items(config: TrainConfig, n: int = 3, seed: int = 0, shape=(96, 96)):
+    pairs = [synth.bacteria(shape, seed=seed + i) for i in range(n)]
+    return make_items([p[0] for p in pairs], [p[1] for p in pairs], config,
+                      names=[f"synth{i}" for i in range(n)])
+
+
+def _config(tmp_path, **kw) -> TrainConfig:
+    base = dict(tyx=(64, 64), batch_size=4, n_epochs=3, nbase=(8, 16, 32), amp="off",
+                learning_rate=5e-3, warmup_epochs=1, model=str(tmp_path / "m.pt"),
+                save_every=1, nimg_per_epoch=8, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _run(gen):
+    events = []
+    try:
+        while True:
+            events.append(next(gen))
+    except StopIteration as done:
+        return events, done.value
+
+
+@pytest.mark.parametrize("arch", ["omni", "unet", "dcan"])
+def test_each_architecture_trains_and_its_loss_goes_down(tmp_path, arch):
+    cfg = _config(tmp_path, architecture=arch, n_epochs=12, nimg_per_epoch=8,
+                  learning_rate=1e-2 if arch != "omni" else 5e-3)
+    items = _items(cfg, n=2)
+    events, result = _run(train(cfg, items))
+    epochs = [e.loss for e in events if e.kind == "epoch"]
+    assert len(epochs) == 12 and all(np.isfinite(epochs))
+    assert np.mean(epochs[-3:]) < 0.8 * np.mean(epochs[:2]), epochs
+    assert result.model_path.exists() and result.epochs_done == 12 and not result.stopped
+    ckpt = load_checkpoint(result.model_path)
+    assert ckpt.spec.arch == arch and ckpt.meta["training"]["architecture"] == arch
+    assert ckpt.meta["normalization"]["method"] == "percentile"
+
+
+def test_progress_events_count_steps_and_logs_are_real(tmp_path):
+    cfg = _config(tmp_path, tb_dir=str(tmp_path / "tb"), csv_log=str(tmp_path / "log.csv"))
+    items = _items(cfg)
+    val = _items(cfg, n=1, seed=50)
+    events, result = _run(train(cfg, items, val))
+    steps = [e for e in events if e.kind == "step"]
+    assert [e.step for e in steps] == list(range(1, 7))  # 8 crops / batch 4 = 2 steps x 3 epochs
+    assert all(isinstance(e, Progress) and e.total_steps == 6 for e in events)
+    epoch_events = [e for e in events if e.kind == "epoch"]
+    assert all(e.val_loss is not None and np.isfinite(e.val_loss) for e in epoch_events)
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[-1]["val_loss"]) == pytest.approx(epoch_events[-1].val_loss)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    files = list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    assert files
+    acc = EventAccumulator(str(files[0].parent))
+    acc.Reload()
+    assert [s.step for s in acc.Scalars("loss/val")] == [1, 2, 3]
+    assert len(acc.Scalars("loss/train_step")) == 6
+    assert (tmp_path / "m.yaml").exists()
+
+
+def test_stop_event_saves_the_last_state(tmp_path):
+    cfg = _config(tmp_path, n_epochs=50)
+    stop = threading.Event()
+    gen = train(cfg, _items(cfg), stop=stop)
+    for event in gen:
+        if event.step == 5:
+            stop.set()
+    # The generator ended by itself after the stop.
+    ckpt = load_checkpoint(tmp_path / "m.pt")
+    assert ckpt.epoch in (2, 3)
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    straight = _config(tmp_path / "a", n_epochs=4)
+    _run(train(straight, _items(straight)))
+    first = _config(tmp_path / "b", n_epochs=2)
+    _run(train(first, _items(first)))
+    resumed = _config(tmp_path / "b", n_epochs=4, resume=str(tmp_path / "b" / "m.pt"))
+    resumed.model = None
+    _run(train(resumed, _items(resumed)))
+    a = load_checkpoint(tmp_path / "a" / "m.pt").state_dict
+    b = load_checkpoint(tmp_path / "b" / "m.pt").state_dict
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_fine_tuning_refuses_a_model_with_other_channels(tmp_path):
+    cfg = _config(tmp_path, n_epochs=1)
+    _run(train(cfg, _items(cfg)))
+    two = _config(tmp_path, n_epochs=1, nchan=2, pretrained_model=str(tmp_path / "m.pt"),
+                  model=str(tmp_path / "m2.pt"))
+    imgs = [np.stack([synth.bacteria((64, 64), seed=1)[0]] * 2)]
+    labs = [synth.bacteria((64, 64), seed=1)[1]]
+    with pytest.raises(CellsegError, match="nchan"):
+        _run(train(two, make_items(imgs, labs, two)))
+    assert not (tmp_path / "m2.pt").exists()
+
+
+def test_float_labels_are_refused_with_the_sample_name(tmp_path):
+    cfg = _config(tmp_path)
+    img, lab = synth.nuclei((64, 64), seed=0)
+    with pytest.raises(CellsegError, match="cells.tif.*not integers"):
+        make_items([img], [lab.astype(np.float32)], cfg, names=["cells.tif"])
+
+
+def test_images_without_cells_do_not_crash_training(tmp_path):
+    cfg = _config(tmp_path, n_epochs=1)
+    img, _ = synth.nuclei((96, 96), seed=0)
+    items = make_items([img], [np.zeros((96, 96), np.int32)], cfg, names=["empty"])
+    with pytest.warns(UserWarning, match="no labelled cells"):
+        events, result = _run(train(cfg, items))
+    assert np.isfinite(result.final_loss)
+
+
+def test_training_from_a_folder_with_the_cli(tmp_path):
+    from napari_cellseg.cli import main
+
+    synth.make_dataset(tmp_path / "train", kind="nuclei", n=2, shape=(64, 64), seed=0)
+    synth.make_dataset(tmp_path / "val", kind="nuclei", n=1, shape=(64, 64), seed=9)
+    code = main(["train", "--dir", str(tmp_path / "train"), "--test_dir", str(tmp_path / "val"),
+                 "--n_epochs", "1", "--tyx", "64,64", "--batch_size", "2", "--nbase", "8,16,32",
+                 "--model", str(tmp_path / "cli.pt"), "--RAdam", "--learning_rate", "0.001"])
+    assert code == 0
+    ckpt = load_checkpoint(tmp_path / "cli.pt")
+    assert ckpt.meta["training"]["optimizer"] == "radam"
+    assert ckpt.meta["val_loss"] is not None
