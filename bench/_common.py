@@ -41,23 +41,31 @@ def median(values) -> float:
     return float(statistics.median(values))
 
 
-def result(name: str, ours: float, ref: float, *, higher_is_better: bool, unit: str,
-           target: str) -> str:
+def result(
+    name: str, ours: float, ref: float, *, higher_is_better: bool, unit: str, target: str
+) -> str:
     """The ``RESULT`` line every benchmark ends with (ratio > 1 is better)."""
     ratio = ours / ref if higher_is_better else ref / ours
-    line = (f"RESULT {name} ours={ours:.4g} ref={ref:.4g} ratio={ratio:.3g} unit={unit} "
-            f"target={target}")
+    line = (
+        f"RESULT {name} ours={ours:.4g} ref={ref:.4g} ratio={ratio:.3g} unit={unit} target={target}"
+    )
     print(line, flush=True)
     return line
 
 
-def run_with_peak_rss(cmd: list[str], *, env: dict | None = None, timeout: float | None = None
-                      ) -> tuple[subprocess.CompletedProcess, float]:
+def run_with_peak_rss(
+    cmd: list[str], *, env: dict | None = None, timeout: float | None = None
+) -> tuple[subprocess.CompletedProcess, float]:
     """Run a command; return it and the peak resident memory (GB) of its process tree."""
     import psutil
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     peak = 0.0
     out: list[str] = []
     reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
