@@ -464,6 +464,8 @@ def train(
                 parts_mean,
                 data_wait,
             )
+            if stop is not None and stop.is_set():
+                raise _Stop
         epoch = config.n_epochs
     except (_Stop, GeneratorExit):
         stopped = True
