@@ -138,6 +138,7 @@ def _segment_and_score(model_path: Path, test_dir: Path, out: Path) -> None:
     ds = datasets.discover(test_dir, "omnipose")
     rows = []
     pred_dir = out / "predictions"
+    pred_dir.mkdir(parents=True, exist_ok=True)
     for sample in ds.samples:
         frame = seg.prepare(datasets.load_image(sample))[0]
         result = seg.segment(frame)

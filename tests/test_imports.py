@@ -1,0 +1,55 @@
+"""Import hygiene, each checked in a fresh interpreter.
+
+- The package, the manifest and every module it names (readers, writer, sample data, widgets)
+  load without torch; widgets import it inside the functions that need it.
+- The core never imports napari, Qt or magicgui (they are blocked and every non-napari module of
+  the package must still import).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def _run(code: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_package_manifest_and_every_contribution_module_load_without_torch() -> None:
+    _run(
+        """
+        import importlib, sys
+        import napari_cellseg
+        import napari_cellseg.io.images, napari_cellseg.io.links, napari_cellseg.io.datasets
+        import napari_cellseg.qc, napari_cellseg.synth
+        from npe2 import PluginManifest
+        manifest = PluginManifest.from_distribution("napari-cellseg")
+        for command in manifest.contributions.commands:  # readers, writer, samples, widgets
+            importlib.import_module(command.python_name.partition(":")[0])
+        heavy = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+        assert not heavy, heavy
+        """
+    )
+
+
+def test_core_imports_with_napari_qt_and_magicgui_blocked() -> None:
+    _run(
+        """
+        import importlib, pkgutil, sys
+        BLOCKED = ("napari", "qtpy", "magicgui", "PyQt5", "PyQt6", "PySide2", "PySide6", "vispy")
+        for name in BLOCKED:
+            sys.modules[name] = None  # makes `import name` raise ImportError
+        import napari_cellseg
+        for required in ("io", "qc", "synth", "normalize"):
+            importlib.import_module(f"napari_cellseg.{required}")
+        for info in pkgutil.walk_packages(napari_cellseg.__path__, "napari_cellseg."):
+            skip = info.name.startswith("napari_cellseg.napari") or info.name.endswith("__main__")
+            if not skip:  # (importing __main__ would run the CLI)
+                importlib.import_module(info.name)
+        """
+    )
