@@ -8,11 +8,9 @@ its (unweighted) value as a float, for logging. All are finite on empty crops (n
 foreground, everything ignored).
 
 Omnipose (``omni_loss``)
-    Prediction channels ``[FLOW_SCALE * flow_y, FLOW_SCALE * flow_x, dist, (boundary logit)]``:
-    the network predicts the flow multiplied by ``FLOW_SCALE`` (5, Omnipose's convention:
-    unit flows become vectors of length 5, the scale of a boundary logit) and the distance in
-    pixels (``DIST_BG`` = -5 in background); divide the flow by ``FLOW_SCALE`` to get unit
-    vectors back.
+    Raw prediction channels ``[flow_y, flow_x, dist / DIST_SCALE, (boundary logit)]``, all
+    O(1). The loss scales them to Omnipose's units: flows of length ``FLOW_SCALE`` (5, the scale
+    of a boundary logit) and the distance in pixels (``DIST_BG`` = -5 in background).
 DeLTA U-Net (``weighted_bce_loss``)
     One logit channel; target ``[mask, weight]`` from :func:`~napari_cellseg.targets.unet_targets`.
 DCAN (``dcan_loss``)
@@ -28,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from napari_cellseg.targets.omni import FLOW_SCALE
+from napari_cellseg.targets.omni import DIST_SCALE, FLOW_SCALE
 
 FINAL_ACTS = ("sigmoid", "tanh")
 # Euler term: Omnipose's torchvf IVP loss settings (step dx on 5x flows = sqrt(2) px)
@@ -83,8 +81,9 @@ def omni_loss(
     Parameters
     ----------
     pred : torch.Tensor
-        ``(B, nclasses + 1, Y, X)`` network output: ``FLOW_SCALE * flow`` (y, x), distance in
-        pixels and, when ``nclasses == 3``, a boundary logit.
+        ``(B, nclasses + 1, Y, X)`` raw network output: unit flow (y, x), distance / ``DIST_SCALE``
+        and, when ``nclasses == 3``, a boundary logit. The terms below use
+        ``y = FLOW_SCALE * flow`` and ``d = DIST_SCALE * pred[:, 2]``.
     target : torch.Tensor
         ``(B, 5, Y, X)`` from :func:`~napari_cellseg.targets.omni_targets` (unit flow, distance,
         boundary, weight).
@@ -124,7 +123,7 @@ def omni_loss(
     pred, target = pred.float(), target.float()  # float16 (autocast) would underflow _EPS
     flow_true = FLOW_SCALE * target[:, 0:2]
     dist_true, boundary, weight = target[:, 2], target[:, 3], target[:, 4]
-    flow_pred, dist_pred = pred[:, 0:2], pred[:, 2]
+    flow_pred, dist_pred = FLOW_SCALE * pred[:, 0:2], DIST_SCALE * pred[:, 2]
     valid = (weight > 0).to(pred.dtype)  # weight 0: ignored (e.g. CLB blobs)
 
     flow = (((flow_pred - flow_true) / FLOW_SCALE) ** 2 * weight[:, None]).mean()

@@ -195,9 +195,9 @@ class Segmenter:
     def named_outputs(self, raw_out: np.ndarray) -> dict[str, np.ndarray]:
         """Split raw network outputs into named maps (probabilities where applicable)."""
         if self.arch == "omni":
-            from napari_cellseg.targets.omni import FLOW_SCALE
+            from napari_cellseg.targets.omni import DIST_SCALE
 
-            out = {"flow": raw_out[:2] / FLOW_SCALE, "dist": raw_out[2]}
+            out = {"flow": raw_out[:2], "dist": raw_out[2] * DIST_SCALE}
             if raw_out.shape[0] > 3:
                 out["boundary"] = _sigmoid(raw_out[3])
             return out

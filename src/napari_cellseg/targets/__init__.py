@@ -8,6 +8,7 @@
 from napari_cellseg.targets.dcan import DCAN_CHANNELS, contours, dcan_targets
 from napari_cellseg.targets.omni import (
     DIST_BG,
+    DIST_SCALE,
     FLOW_SCALE,
     OMNI_CHANNELS,
     edt,
@@ -29,6 +30,7 @@ __all__ = [
     "BLOB_LABEL",
     "DCAN_CHANNELS",
     "DIST_BG",
+    "DIST_SCALE",
     "FLOW_SCALE",
     "OMNI_CHANNELS",
     "contours",
