@@ -1,0 +1,164 @@
+"""The Segment widget in a real napari viewer: models, images, stacks, parameters, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from napari.layers import Labels
+
+from napari_cellseg.errors import CellsegError
+from napari_cellseg.napari._models import SessionModel, session_models
+from napari_cellseg.napari.segment_widget import RESULT_KEY, SegmentWidget, layer_frames
+
+TIMEOUT_MS = 60_000
+
+
+def discs(size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A small image of bright discs on noise and its exact labels (used by the Train tests)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    labels = np.zeros((size, size), np.int32)
+    n = 0
+    for cy in range(10, size - 6, 18):
+        for cx in range(10, size - 6, 18):
+            y, x = cy + rng.integers(-1, 2), cx + rng.integers(-1, 2)
+            n += 1
+            labels[(yy - y) ** 2 + (xx - x) ** 2 <= rng.integers(25, 40)] = n
+    image = (labels > 0) * 1.0 + rng.normal(0, 0.15, labels.shape)
+    return image.astype(np.float32), labels
+
+
+def untrained_model(path: Path, *, nchan: int = 1, arch: str = "omni") -> Path:
+    """A small model file with random weights (fast: no training)."""
+    import torch
+
+    from napari_cellseg.config import TrainConfig
+    from napari_cellseg.models import build_model
+    from napari_cellseg.models.checkpoint import save_checkpoint
+    from napari_cellseg.train import checkpoint_meta, model_spec
+
+    config = TrainConfig(architecture=arch, nchan=nchan, nbase=(8, 16, 32))
+    spec = model_spec(config)
+    torch.manual_seed(0)
+    save_checkpoint(path, build_model(spec), spec, checkpoint_meta(config), epoch=0)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return untrained_model(tmp_path_factory.mktemp("models") / "tiny_omni.pt")
+
+
+@pytest.fixture
+def segment(viewer, model_file: Path) -> SegmentWidget:  # noqa: ANN001 - napari viewer proxy
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment")
+    widget.add_model_file(model_file)
+    return widget
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts of Segmenter.network and Segmenter.reconstruct calls."""
+    from napari_cellseg.predict import Segmenter
+
+    counts = {"network": 0, "reconstruct": 0}
+    for name in counts:
+        original = getattr(Segmenter, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):  # noqa: ANN001, ANN002, ANN003
+            counts[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Segmenter, name, counted)
+    return counts
+
+
+def _run(qtbot, widget: SegmentWidget) -> None:  # noqa: ANN001 - pytest-qt fixture
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT_MS)
+
+
+def _results(viewer) -> list[Labels]:  # noqa: ANN001 - napari viewer proxy
+    return [
+        layer
+        for layer in viewer.layers
+        if isinstance(layer, Labels) and RESULT_KEY in layer.metadata
+    ]
+
+
+def test_a_2d_image_gives_a_labels_layer_of_its_shape(qtbot, viewer, segment, calls) -> None:
+    viewer.add_image(discs(80)[0], name="cells")
+    segment.set_image("cells")
+
+    _run(qtbot, segment)
+
+    (result,) = _results(viewer)
+    assert result.data.shape == (80, 80)
+    assert np.issubdtype(result.data.dtype, np.integer)
+    assert calls["network"] == 1
+    assert segment.parameters.arch == "omni"
+
+
+def test_a_stack_is_segmented_frame_by_frame(qtbot, viewer, segment, calls) -> None:
+    stack = np.stack([discs(64, seed)[0] for seed in range(3)])
+    viewer.add_image(stack, name="movie")
+    segment.set_image("movie")
+
+    _run(qtbot, segment)
+
+    (result,) = _results(viewer)
+    assert result.data.shape == (3, 64, 64)
+    assert calls["network"] == 3
+
+
+def test_a_parameter_change_reruns_only_the_reconstruction(qtbot, viewer, segment, calls) -> None:
+    viewer.add_image(discs(64)[0], name="cells")
+    segment.set_image("cells")
+    _run(qtbot, segment)
+    (result,) = _results(viewer)
+    before = calls["reconstruct"]
+
+    segment.parameters.set_value("min_size", 200)  # debounced, then reconstructed in a worker
+    qtbot.waitUntil(lambda: calls["reconstruct"] > before, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not segment.busy, timeout=TIMEOUT_MS)
+    segment.run()  # the same model and image again: the cached outputs are reused
+    qtbot.waitUntil(lambda: not segment.busy, timeout=TIMEOUT_MS)
+
+    assert calls["network"] == 1
+    assert calls["reconstruct"] == before + 2
+    assert _results(viewer) == [result]
+
+
+def test_wrong_channel_count_is_a_notification_and_adds_nothing(
+    qtbot, viewer, tmp_path, notes
+) -> None:
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment")
+    widget.add_model_file(untrained_model(tmp_path / "two_channels.pt", nchan=2))
+    viewer.add_image(discs(64)[0], name="grey")
+    widget.set_image("grey")
+    n_layers = len(viewer.layers)
+
+    _run(qtbot, widget)
+
+    assert len(viewer.layers) == n_layers
+    assert any("1 channel(s) but the model takes 2" in message for message in notes.errors())
+
+
+def test_an_empty_image_is_refused_with_a_message() -> None:
+    with pytest.raises(CellsegError, match="empty"):
+        layer_frames(np.zeros((0, 64)), False, 1, source="nothing")
+
+
+def test_models_trained_in_the_session_are_listed(viewer, tmp_path) -> None:
+    widget = SegmentWidget(viewer)
+    path = untrained_model(tmp_path / "session.pt").resolve()
+    try:
+        session_models.add(SessionModel("session", path, "omni", 1))
+        assert str(path) in widget.models
+        assert widget.parameters.arch == "omni"
+    finally:
+        session_models.clear()

@@ -1,0 +1,168 @@
+"""The Train widget in a real napari viewer: pairing, QC gate, training, stopping, hand-over."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from napari.layers import Labels
+from test_segment_widget import discs
+
+from napari_cellseg.napari._models import session_models
+from napari_cellseg.napari.segment_widget import RESULT_KEY, SegmentWidget
+from napari_cellseg.napari.train_widget import PREVIEW_KEY, Pair, TrainWidget, pair_image
+
+TIMEOUT_MS = 90_000
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "ui_latency.py"
+
+
+def _stall_meter():  # noqa: ANN202 - class from the benchmark script
+    spec = importlib.util.spec_from_file_location("ui_latency", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.StallMeter
+
+
+@pytest.fixture(autouse=True)
+def _forget_session_models():
+    yield
+    session_models.clear()
+
+
+@pytest.fixture
+def train(viewer, tmp_path: Path) -> TrainWidget:  # noqa: ANN001 - napari viewer proxy
+    """A docked Train widget with tiny, fast settings and a pair of layers."""
+    image, labels = discs(64)
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells_masks")
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Train")
+    options = {"n_epochs": 2, "batch_size": 2, "tyx": "64,64", "device": "cpu"}
+    for name, value in options.items():
+        widget.options.set_value(name, value)
+    advanced = {"nbase": "8,16,32", "save_every": 1, "warmup_epochs": 0}
+    for name, value in advanced.items():
+        widget.advanced.set_value(name, value)
+    widget.set_output(tmp_path / "model.pt")
+    return widget
+
+
+def test_labels_are_paired_with_images_by_name(viewer) -> None:
+    assert pair_image("a_masks", ["a", "b"]) == "a"
+    assert pair_image("b [labels]", ["a", "b"]) == "b"
+    assert pair_image("Labels", ["a", "b"]) is None
+    for name in ("a", "b"):
+        viewer.add_image(np.zeros((16, 16)), name=name)
+    for name in ("a_masks", "b [labels]", "Labels"):
+        viewer.add_labels(np.zeros((16, 16), np.uint8), name=name)
+    widget = TrainWidget(viewer)
+
+    assert widget.pairs() == [
+        Pair("a_masks", "a", "train", True),
+        Pair("b [labels]", "b", "train", True),
+        Pair("Labels", None, "train", False),
+    ]
+    widget.set_pairs([Pair("a_masks", "b", "validation", True), Pair("Labels", "a")])
+    viewer.add_image(np.zeros((16, 16)), name="c")  # a new layer keeps the user's choices
+    assert widget.pairs() == [
+        Pair("a_masks", "b", "validation", True),
+        Pair("b [labels]", "b", "train", True),  # every Labels layer has a row
+        Pair("Labels", "a", "train", True),
+    ]
+
+
+def test_training_saves_a_model_that_the_segment_widget_lists_and_uses(
+    qtbot, viewer, train
+) -> None:
+    segment = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(segment, name="Segment")
+    meter = _stall_meter()()
+    meter.start()
+
+    assert train.start()
+    qtbot.waitUntil(lambda: not train.busy, timeout=TIMEOUT_MS)
+    stall_ms = meter.stop()
+
+    result = train.result
+    assert result is not None and not result.stopped and result.epochs_done == 2
+    assert Path(result.model_path).is_file()
+    assert math.isfinite(stall_ms) and stall_ms > 0  # the target lives in bench/ui_latency.py
+    previews = [layer for layer in viewer.layers if PREVIEW_KEY in layer.metadata]
+    assert len(previews) == 1 and previews[0].data.shape == (64, 64)
+    assert str(Path(result.model_path).resolve()) in segment.models
+
+    segment.set_image("cells")
+    segment.run()
+    qtbot.waitUntil(lambda: not segment.busy, timeout=TIMEOUT_MS)
+    (labels,) = [layer for layer in viewer.layers if RESULT_KEY in layer.metadata]
+    assert isinstance(labels, Labels) and labels.data.shape == (64, 64)
+
+
+def test_stop_keeps_the_last_good_checkpoint(qtbot, viewer, train) -> None:
+    train.options.set_value("n_epochs", 200)
+    stopped = []
+    assert train.start()
+    train._worker.yielded.connect(lambda _: stopped or stopped.append(train.stop()))
+
+    qtbot.waitUntil(lambda: not train.busy, timeout=TIMEOUT_MS)
+
+    assert train.result.stopped
+    assert train.result.epochs_done < 200
+    assert Path(train.result.model_path).is_file()
+    assert [m.stopped for m in session_models.models()] == [True]
+
+
+def test_a_semantic_mask_blocks_the_start_and_leads_to_the_qc_widget(viewer, train, notes) -> None:
+    viewer.layers["cells_masks"].data = (viewer.layers["cells_masks"].data > 0).astype(np.uint8)
+
+    assert not train.start()
+
+    assert not train.busy
+    assert any("not started" in message for message in notes.errors())
+    qc = train.open_qc()
+    assert qc.rows and {row.problem.check for row in qc.rows} >= {"semantic_mask"}
+
+
+def test_warnings_are_shown_and_the_user_may_go_on(qtbot, viewer, train, notes) -> None:
+    labels = viewer.layers["cells_masks"].data.copy()
+    labels[0:2, 60:62] = 1  # a 4-pixel fragment of label 1
+    viewer.layers["cells_masks"].data = labels
+
+    assert not train.start()
+    assert notes.warnings()
+
+    assert train.start(accept_warnings=True)
+    train.stop()
+    qtbot.waitUntil(lambda: not train.busy, timeout=TIMEOUT_MS)
+    assert train.result.stopped
+
+
+def test_stacks_train_frame_by_frame(qtbot, viewer, tmp_path) -> None:
+    pairs = [discs(64, seed) for seed in range(3)]
+    viewer.add_image(np.stack([image for image, _ in pairs]), name="movie")
+    viewer.add_labels(np.stack([labels for _, labels in pairs]), name="movie_masks")
+    widget = TrainWidget(viewer)
+    widget.options.set_value("tyx", "64,64")
+
+    data = widget._copy_pairs(widget.pairs(), widget.config())
+
+    assert data.names == ["movie_masks[0]", "movie_masks[1]", "movie_masks[2]"]
+    assert [frame.shape for frame in data.images] == [(64, 64)] * 3
+    assert all(np.array_equal(a, b) for a, (_, b) in zip(data.labels, pairs))
+
+
+def test_the_demo_viewer_docks_the_three_widgets_on_the_sample_data() -> None:
+    from napari_cellseg.napari.demo import WIDGETS, make_demo_viewer
+
+    viewer, docks = make_demo_viewer("nuclei", show=False)
+    try:
+        assert [layer.name for layer in viewer.layers] == ["nuclei", "nuclei_masks"]
+        assert list(docks) == list(WIDGETS)
+        assert isinstance(docks["Train"][1], TrainWidget)
+        assert isinstance(docks["Segment"][1], SegmentWidget)
+        assert docks["Train"][1].pairs() == [Pair("nuclei_masks", "nuclei", "train", True)]
+    finally:
+        viewer.close()
