@@ -107,7 +107,12 @@ def test_clb_style_flat_yaml_with_aliases_is_read(tmp_path):
     )
     c = TrainConfig.from_yaml(path)
     assert (c.architecture, c.n_epochs, c.batch_size, c.dir, c.learning_rate) == (
-        "unet", 500, 6, "data/train", 0.001)
+        "unet",
+        500,
+        6,
+        "data/train",
+        0.001,
+    )
 
 
 def test_unknown_option_in_a_file_names_the_file(tmp_path):

@@ -19,14 +19,25 @@ from napari_cellseg.train import Progress, train
 
 def _items(config: TrainConfig, n: int = 3, seed: int = 0, shape=(96, 96)):
     pairs = [synth.bacteria(shape, seed=seed + i) for i in range(n)]
-    return make_items([p[0] for p in pairs], [p[1] for p in pairs], config,
-                      names=[f"synth{i}" for i in range(n)])
+    return make_items(
+        [p[0] for p in pairs], [p[1] for p in pairs], config, names=[f"synth{i}" for i in range(n)]
+    )
 
 
 def _config(tmp_path, **kw) -> TrainConfig:
-    base = dict(tyx=(64, 64), batch_size=4, n_epochs=3, nbase=(8, 16, 32), amp="off",
-                learning_rate=5e-3, warmup_epochs=1, model=str(tmp_path / "m.pt"),
-                save_every=1, nimg_per_epoch=8, seed=3)
+    base = dict(
+        tyx=(64, 64),
+        batch_size=4,
+        n_epochs=3,
+        nbase=(8, 16, 32),
+        amp="off",
+        learning_rate=5e-3,
+        warmup_epochs=1,
+        model=str(tmp_path / "m.pt"),
+        save_every=1,
+        nimg_per_epoch=8,
+        seed=3,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -114,8 +125,13 @@ def test_kill_and_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path
 def test_fine_tuning_refuses_a_model_with_other_channels(tmp_path):
     cfg = _config(tmp_path, n_epochs=1)
     _run(train(cfg, _items(cfg)))
-    two = _config(tmp_path, n_epochs=1, nchan=2, pretrained_model=str(tmp_path / "m.pt"),
-                  model=str(tmp_path / "m2.pt"))
+    two = _config(
+        tmp_path,
+        n_epochs=1,
+        nchan=2,
+        pretrained_model=str(tmp_path / "m.pt"),
+        model=str(tmp_path / "m2.pt"),
+    )
     imgs = [np.stack([synth.bacteria((64, 64), seed=1)[0]] * 2)]
     labs = [synth.bacteria((64, 64), seed=1)[1]]
     with pytest.raises(CellsegError, match="nchan"):
@@ -144,9 +160,28 @@ def test_training_from_a_folder_with_the_cli(tmp_path):
 
     synth.make_dataset(tmp_path / "train", kind="nuclei", n=2, shape=(64, 64), seed=0)
     synth.make_dataset(tmp_path / "val", kind="nuclei", n=1, shape=(64, 64), seed=9)
-    code = main(["train", "--dir", str(tmp_path / "train"), "--test_dir", str(tmp_path / "val"),
-                 "--n_epochs", "1", "--tyx", "64,64", "--batch_size", "2", "--nbase", "8,16,32",
-                 "--model", str(tmp_path / "cli.pt"), "--RAdam", "--learning_rate", "0.001"])
+    code = main(
+        [
+            "train",
+            "--dir",
+            str(tmp_path / "train"),
+            "--test_dir",
+            str(tmp_path / "val"),
+            "--n_epochs",
+            "1",
+            "--tyx",
+            "64,64",
+            "--batch_size",
+            "2",
+            "--nbase",
+            "8,16,32",
+            "--model",
+            str(tmp_path / "cli.pt"),
+            "--RAdam",
+            "--learning_rate",
+            "0.001",
+        ]
+    )
     assert code == 0
     ckpt = load_checkpoint(tmp_path / "cli.pt")
     assert ckpt.meta["training"]["optimizer"] == "radam"

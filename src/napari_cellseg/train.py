@@ -158,8 +158,9 @@ class _CropDataset(torch.utils.data.Dataset):
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def _epoch_batches(first: int, last: int, n_per_epoch: int, batch_size: int
-                   ) -> list[list[tuple[int, int]]]:
+def _epoch_batches(
+    first: int, last: int, n_per_epoch: int, batch_size: int
+) -> list[list[tuple[int, int]]]:
     """Batches of ``(epoch, i)`` keys for epochs ``first..last-1``; none spans two epochs."""
     return [
         [(e, i) for i in range(s, min(s + batch_size, n_per_epoch))]
@@ -375,8 +376,9 @@ def train(
         # next batches while the network trains on the current one.
         loader = torch.utils.data.DataLoader(
             _CropDataset(items, maker, config.seed, n_per_epoch),
-            batch_sampler=_epoch_batches(start_epoch, config.n_epochs, n_per_epoch,
-                                         config.batch_size),
+            batch_sampler=_epoch_batches(
+                start_epoch, config.n_epochs, n_per_epoch, config.batch_size
+            ),
             num_workers=workers,
             worker_init_fn=_worker_init if workers else None,
             prefetch_factor=4 if workers else None,

@@ -16,15 +16,8 @@ from collections.abc import Sequence
 from napari_cellseg import __version__
 from napari_cellseg.errors import CellsegError
 
-#: Subcommand name -> module in this package, in the order ``--help`` lists them.
-SUBCOMMANDS: dict[str, str] = {
-    "demo": "demo",
-    "qc": "qc",
-    "train": "train",
-    "make-weights": "make_weights",
-    "predict": "predict",
-    "evaluate": "evaluate",
-}
+#: Subcommand modules of this package, in the order ``--help`` lists them.
+SUBCOMMANDS: tuple[str, ...] = ("demo", "qc", "train", "make_weights", "predict", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,13 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(f"{__name__}.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{module_name}":
-                continue  # subcommand not built yet
-            raise
+    for module_name in SUBCOMMANDS:
+        module = importlib.import_module(f"{__name__}.{module_name}")
         sub_parser = module.add_parser(sub)
         sub_parser.set_defaults(_run=module.run)
     return parser
