@@ -85,6 +85,10 @@ class Segmenter:
         Fraction of the tile shared with its neighbour.
     batch_size
         Tiles per forward pass.
+    diameter
+        Mean cell diameter in the images, in pixels (0: the images are used as they are). For a
+        model trained with ``--diameter D`` images are resized by ``D / diameter`` before the
+        network and its outputs resized back, as in Omnipose and Cellpose.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class Segmenter:
         batch_size: int = 8,
         amp: str = "auto",
         name: str = "model",
+        diameter: float = 0.0,
     ) -> None:
         self.spec = spec
         self.meta = meta
@@ -112,6 +117,7 @@ class Segmenter:
         self.tile = int(tile)
         self.overlap = float(overlap)
         self.batch_size = int(batch_size)
+        self.diameter = float(diameter)
         training = dict(meta.get("training", {}))
         training.pop("args_load_path", None)
         cfg = (
@@ -139,6 +145,17 @@ class Segmenter:
         """Model family: ``omni``, ``unet`` or ``dcan``."""
         return self.spec.arch
 
+    @property
+    def scale(self) -> float:
+        """Resize factor applied to images before the network (1: none).
+
+        ``model diameter / diameter`` when both are set, else 1.
+        """
+        trained = float(self.meta.get("diameter") or 0.0)
+        if self.diameter < 0:
+            raise CellsegError(f"diameter must be >= 0 pixels, not {self.diameter:g}")
+        return trained / self.diameter if trained > 0 and self.diameter > 0 else 1.0
+
     # -- network ----------------------------------------------------------------------------
     def prepare(
         self, raw: np.ndarray, *, channel_axis: int | None = None, source: str = "image"
@@ -148,16 +165,31 @@ class Segmenter:
             self.config.channel_axis = channel_axis
         return prepare_image(np.asarray(raw), self.config, source=source)
 
-    @torch.no_grad()
     def network(
         self, image: np.ndarray, *, progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
-        """Blended network outputs (K, Y, X) float32 for one normalised (C, Y, X) image."""
+        """Blended network outputs (K, Y, X) float32 for one normalised (C, Y, X) image.
+
+        The image is resized by :attr:`scale` first and the outputs resized back, so they always
+        have the image's shape; distances are converted back to the image's pixels.
+        """
         c, h, w = image.shape
         if c != self.spec.nchan:
             raise CellsegError(
                 f"the image has {c} channel(s) but model {self.name} takes {self.spec.nchan}"
             )
+        s = self.scale
+        if s == 1.0:
+            return self._tiled(image, progress)
+        size = (max(16, round(h * s)), max(16, round(w * s)))
+        out = _resize(self._tiled(_resize(image, size), progress), (h, w))
+        if self.arch == "omni":
+            out[2] /= size[0] / h  # distances in the image's pixels
+        return out
+
+    @torch.no_grad()
+    def _tiled(self, image: np.ndarray, progress: Callable[[int, int], None] | None) -> np.ndarray:
+        h, w = image.shape[1:]
         t = self.tile
         th, tw = min(t, _round_up(h, 16)), min(t, _round_up(w, 16))
         pad_h, pad_w = max(th - h, 0), max(tw - w, 0)
@@ -252,6 +284,16 @@ class Segmenter:
         """Segment a raw 2D image or stack frame by frame (one :class:`Segmentation` each)."""
         for frame in self.prepare(raw, channel_axis=channel_axis, source=source):
             yield self.segment(frame, **params)
+
+
+def _resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of (K, Y, X) maps (antialiased when shrinking)."""
+    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[None]
+    shrink = size[0] < maps.shape[1] or size[1] < maps.shape[2]
+    y = torch.nn.functional.interpolate(
+        x, size=size, mode="bilinear", align_corners=False, antialias=shrink
+    )
+    return y[0].numpy()
 
 
 def _round_up(n: int, k: int) -> int:

@@ -30,7 +30,9 @@ def discs(size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return image.astype(np.float32), labels
 
 
-def untrained_model(path: Path, *, nchan: int = 1, arch: str = "omni") -> Path:
+def untrained_model(
+    path: Path, *, nchan: int = 1, arch: str = "omni", diameter: float = 0.0
+) -> Path:
     """A small model file with random weights (fast: no training)."""
     import torch
 
@@ -39,7 +41,7 @@ def untrained_model(path: Path, *, nchan: int = 1, arch: str = "omni") -> Path:
     from napari_cellseg.models.checkpoint import save_checkpoint
     from napari_cellseg.train import checkpoint_meta, model_spec
 
-    config = TrainConfig(architecture=arch, nchan=nchan, nbase=(8, 16, 32))
+    config = TrainConfig(architecture=arch, nchan=nchan, nbase=(8, 16, 32), diameter=diameter)
     spec = model_spec(config)
     torch.manual_seed(0)
     save_checkpoint(path, build_model(spec), spec, checkpoint_meta(config), epoch=0)
@@ -130,6 +132,33 @@ def test_a_parameter_change_reruns_only_the_reconstruction(qtbot, viewer, segmen
     assert calls["network"] == 1
     assert calls["reconstruct"] == before + 2
     assert _results(viewer) == [result]
+
+
+def test_a_cell_diameter_resizes_the_image_for_the_network_and_back(
+    qtbot, viewer, tmp_path, monkeypatch
+) -> None:
+    from napari_cellseg.predict import Segmenter
+
+    seen: list[tuple[int, ...]] = []
+    original = Segmenter._tiled
+
+    def spy(self, image, progress):  # noqa: ANN001
+        seen.append(image.shape)
+        return original(self, image, progress)
+
+    monkeypatch.setattr(Segmenter, "_tiled", spy)
+    widget = SegmentWidget(viewer)
+    widget.add_model_file(untrained_model(tmp_path / "d30.pt", diameter=30.0))
+    viewer.add_image(discs(64)[0], name="cells")
+    widget.set_image("cells")
+
+    _run(qtbot, widget)  # "as is"
+    widget.set_diameter(15.0)  # cells half the size the model knows: the image is doubled
+    _run(qtbot, widget)
+
+    assert seen == [(1, 64, 64), (1, 128, 128)]
+    (result,) = _results(viewer)
+    assert result.data.shape == (64, 64)
 
 
 def test_wrong_channel_count_is_a_notification_and_adds_nothing(

@@ -41,6 +41,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="also write <base>_outlines.png, the outlines drawn on the image",
     )
+    p.add_argument(
+        "--diameter",
+        type=float,
+        default=0.0,
+        help="mean cell diameter in the images, in pixels; images are resized to the diameter "
+        "the model was trained for (0: no resizing; default: %(default)s)",
+    )
     g = p.add_argument_group("reconstruction (omni)")
     g.add_argument(
         "--mask_threshold",
@@ -113,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         device="auto" if args.use_gpu else args.device,
         tile=args.tile,
         batch_size=args.batch_size,
+        diameter=args.diameter,
     )
     params = _postprocess_params(args, seg.arch)
     inputs = {s.image.resolve() for s in ds.samples} | {

@@ -280,6 +280,12 @@ class _Job:
     image: str
     data: np.ndarray
     rgb: bool
+    diameter: float = 0.0
+
+
+def _cache_key(job: _Job) -> tuple[str, str, int, float]:
+    """Network outputs depend on the model, the device, the image and the diameter."""
+    return job.model, job.device, id(job.data), job.diameter
 
 
 class SegmentWidget(QWidget):
@@ -297,7 +303,7 @@ class SegmentWidget(QWidget):
         super().__init__(parent)
         self._viewer = napari_viewer
         self._segmenters: dict[tuple[str, str], Segmenter] = {}
-        self._cache: OrderedDict[tuple[str, str, int], _Cached] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, int, float], _Cached] = OrderedDict()
         self._files: list[str] = []
         self._worker: Any = None
         self._stop = threading.Event()
@@ -322,6 +328,15 @@ class SegmentWidget(QWidget):
         self._device_combo.addItems(device_field.metadata["choices"])
         self._device_combo.setToolTip(device_field.metadata["help"])
         self._device_combo.currentIndexChanged.connect(self._on_model_changed)
+        self._diameter_spin = QDoubleSpinBox()
+        self._diameter_spin.setRange(0.0, 1000.0)
+        self._diameter_spin.setDecimals(1)
+        self._diameter_spin.setSuffix(" px")
+        self._diameter_spin.setSpecialValueText("as is")
+        self._diameter_spin.setToolTip(
+            "Mean cell diameter in this image, in pixels. The image is resized to the diameter "
+            "the model was trained for (models trained with --diameter); 'as is': no resizing."
+        )
         self._outputs_check = QCheckBox("Also add the network outputs as layers")
         self._outputs_check.setToolTip("Flow (as colours), distance or probability maps")
 
@@ -329,6 +344,7 @@ class SegmentWidget(QWidget):
         form.addRow("Model", model_row)
         form.addRow("Image", self._image_combo)
         form.addRow("Device", self._device_combo)
+        form.addRow("Cell diameter", self._diameter_spin)
         self._params = ParameterForm(self._on_param_changed)
         params_box = QGroupBox("Reconstruction")
         QVBoxLayout(params_box).addWidget(self._params)
@@ -426,6 +442,10 @@ class SegmentWidget(QWidget):
             raise CellsegError(f"model {key} is not in the Segment widget's list")
         self._model_combo.setCurrentIndex(index)
 
+    def set_diameter(self, pixels: float) -> None:
+        """Set the cell diameter of the images (0: use them as they are)."""
+        self._diameter_spin.setValue(pixels)
+
     def set_image(self, name: str) -> None:
         """Choose the Image layer to segment (by name)."""
         self._image_combo.setCurrentText(name)
@@ -475,7 +495,14 @@ class SegmentWidget(QWidget):
             show_error(f"Segment: Image layer '{name}' is multiscale; open one resolution level.")
             return
         data = layer.data
-        job = _Job(key, self._device_combo.currentText(), name, data, bool(layer.rgb))
+        job = _Job(
+            key,
+            self._device_combo.currentText(),
+            name,
+            data,
+            bool(layer.rgb),
+            self._diameter_spin.value(),
+        )
         cached = self._cached(job)
         if cached is not None:
             self._start_reconstruction(job, cached)
@@ -544,8 +571,8 @@ class SegmentWidget(QWidget):
             self._status.setText("Stopped; nothing was changed.")
             return
         cached, labels = result
-        self._cache[(job.model, job.device, id(job.data))] = cached
-        self._cache.move_to_end((job.model, job.device, id(job.data)))
+        self._cache[_cache_key(job)] = cached
+        self._cache.move_to_end(_cache_key(job))
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         self._show_result(job, cached, labels)
@@ -570,7 +597,7 @@ class SegmentWidget(QWidget):
             self._reconstruct_last()
 
     def _cached(self, job: _Job) -> _Cached | None:
-        entry = self._cache.get((job.model, job.device, id(job.data)))
+        entry = self._cache.get(_cache_key(job))
         return entry if entry is not None and entry.data is job.data else None
 
     # ------------------------------------------------------------------ reconstruction only
@@ -694,6 +721,7 @@ def _segment(
     if isinstance(model, str):
         model = Segmenter.from_file(model, device=job.device)
     yield "model", (job.model, job.device, model)
+    model.diameter = job.diameter
     chosen = params.get(model.arch, {})
     frames, lead = layer_frames(image, job.rgb, model.spec.nchan, source=job.image)
     outputs: list[dict[str, np.ndarray]] = []
