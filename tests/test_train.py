@@ -11,7 +11,7 @@ import torch
 
 from napari_cellseg import synth
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.data import make_items
+from napari_cellseg.data import make_items, prepare_image
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.models.checkpoint import load_checkpoint
 from napari_cellseg.train import Progress, train
@@ -186,3 +186,16 @@ def test_training_from_a_folder_with_the_cli(tmp_path):
     ckpt = load_checkpoint(tmp_path / "cli.pt")
     assert ckpt.meta["training"]["optimizer"] == "radam"
     assert ckpt.meta["val_loss"] is not None
+
+
+def test_a_short_grey_stack_is_frames_for_a_one_channel_model_and_rgb_is_one_image() -> None:
+    rng = np.random.default_rng(0)
+    stack = rng.random((3, 40, 50)).astype(np.float32)
+    frames = prepare_image(stack, TrainConfig(nchan=1), source="stack.tif")
+    assert [f.shape for f in frames] == [(1, 40, 50)] * 3
+    assert np.corrcoef(frames[1].ravel(), stack[1].ravel())[0, 1] > 0.999  # not averaged
+
+    (rgb,) = prepare_image(rng.random((40, 50, 3)), TrainConfig(nchan=1), source="rgb.png")
+    assert rgb.shape == (1, 40, 50)
+    (cyx,) = prepare_image(stack, TrainConfig(nchan=3), source="cyx.tif")
+    assert cyx.shape == (3, 40, 50)

@@ -128,11 +128,16 @@ def select_channels(image: np.ndarray, config: TrainConfig, *, source: str) -> n
 
 
 def prepare_image(raw: np.ndarray, config: TrainConfig, *, source: str) -> list[np.ndarray]:
-    """Raw image array -> list of normalised (C, Y, X) frames (one per plane of a stack)."""
+    """Raw image array -> list of normalised (C, Y, X) frames (one per plane of a stack).
+
+    For a single-channel model (and no ``--chan``) a short ``(k, Y, X)`` array is a stack of
+    ``k`` frames, not a ``k``-channel image; RGB images (channels last) stay one image.
+    """
     from napari_cellseg.io.images import is_stack, iter_frames, to_cyx
 
-    if is_stack(raw, channel_axis=config.channel_axis):
-        frames = list(iter_frames(raw, channel_axis=config.channel_axis))
+    nchan = None if config.chan else config.nchan
+    if is_stack(raw, channel_axis=config.channel_axis, nchan=nchan):
+        frames = list(iter_frames(raw, channel_axis=config.channel_axis, nchan=nchan))
     else:
         frames = [to_cyx(raw, channel_axis=config.channel_axis)]
     return [
