@@ -12,7 +12,7 @@ blended outputs and can be re-run with other parameters without running the netw
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +49,14 @@ class Segmentation:
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _tile_starts(size: int, tile: int, overlap: float) -> list[int]:
+def _tile_starts(size: int, tile: int, overlap: float, step: int = 1) -> list[int]:
+    """Tile offsets covering ``size``, multiples of ``step`` (the network's pooling grid)."""
     if size <= tile:
         return [0]
     stride = max(1, int(tile * (1 - overlap)))
     n = int(np.ceil((size - tile) / stride)) + 1
-    return [int(round(v)) for v in np.linspace(0, size - tile, n)]
+    starts = np.linspace(0, size - tile, n)
+    return sorted({min(size - tile, step * round(v / step)) for v in starts})
 
 
 def _blend_window(tile: tuple[int, int]) -> np.ndarray:
@@ -160,10 +162,14 @@ class Segmenter:
     def prepare(
         self, raw: np.ndarray, *, channel_axis: int | None = None, source: str = "image"
     ) -> list[np.ndarray]:
-        """Raw image (2D, multichannel or stack) -> normalised (C, Y, X) frames."""
+        """Raw image (2D, multichannel or stack) -> normalised (C, Y, X) frames.
+
+        ``channel_axis`` overrides the model's for this call only.
+        """
+        config = self.config
         if channel_axis is not None:
-            self.config.channel_axis = channel_axis
-        return prepare_image(np.asarray(raw), self.config, source=source)
+            config = replace(config, channel_axis=channel_axis)
+        return prepare_image(np.asarray(raw), config, source=source)
 
     def network(
         self, image: np.ndarray, *, progress: Callable[[int, int], None] | None = None
@@ -190,16 +196,17 @@ class Segmenter:
     @torch.no_grad()
     def _tiled(self, image: np.ndarray, progress: Callable[[int, int], None] | None) -> np.ndarray:
         h, w = image.shape[1:]
-        t = self.tile
+        t, k = self.tile, self.spec.divisor()
         th, tw = min(t, _round_up(h, 16)), min(t, _round_up(w, 16))
-        pad_h, pad_w = max(th - h, 0), max(tw - w, 0)
+        # pad to the network's grid too, so that every tile starts on it like the whole image
+        pad_h, pad_w = max(th, _round_up(h, k)) - h, max(tw, _round_up(w, k)) - w
         if pad_h or pad_w:
             image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
         H, W = image.shape[1:]
         starts = [
             (y, x)
-            for y in _tile_starts(H, th, self.overlap)
-            for x in _tile_starts(W, tw, self.overlap)
+            for y in _tile_starts(H, th, self.overlap, k)
+            for x in _tile_starts(W, tw, self.overlap, k)
         ]
         window = _blend_window((th, tw))
         acc = np.zeros((self.spec.n_outputs(), H, W), np.float32)

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             "pass --overwrite to replace them"
         )
     masks = {s: datasets.load_mask(s) for s in ds.samples}
+    out.mkdir(parents=True, exist_ok=True)
     if args.weight_map == "seg_weights_2D":
         cw = estimate_seg2D_classweights(list(masks.values()))
     else:

@@ -115,6 +115,16 @@ def run(args: argparse.Namespace) -> int:
     )
     if not ds.samples:
         raise CellsegError(f"no images found in {src}")
+    inputs = {s.image.resolve() for s in ds.samples} | {
+        s.mask.resolve() for s in ds.samples if s.mask is not None
+    }
+    bases = {s: s.name.replace("/", "_") for s in ds.samples}
+    clash = [out / f"{b}_masks.tif" for b in bases.values()]
+    clash = [t for t in clash if t.resolve() in inputs]
+    if clash:  # checked before any work, so that nothing is written
+        raise CellsegError(
+            f"{clash[0]} is an input file; choose another --output (or move the masks away)"
+        )
     seg = Segmenter.from_file(
         model,
         device="auto" if args.use_gpu else args.device,
@@ -123,9 +133,6 @@ def run(args: argparse.Namespace) -> int:
         diameter=args.diameter,
     )
     params = _postprocess_params(args, seg.arch)
-    inputs = {s.image.resolve() for s in ds.samples} | {
-        s.mask.resolve() for s in ds.samples if s.mask is not None
-    }
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     for sample in tqdm(ds.samples, unit="image", desc="predict", dynamic_ncols=True):
@@ -134,20 +141,15 @@ def run(args: argparse.Namespace) -> int:
             seg.segment_raw(raw, channel_axis=args.channel_axis, source=str(sample.image), **params)
         )
         labels = results[0].labels if len(results) == 1 else np.stack([r.labels for r in results])
-        target = out / f"{sample.name.replace('/', '_')}_masks.tif"
-        if target.resolve() in inputs:
-            raise CellsegError(f"{target} is an input file; choose another --output")
-        write_mask(target, labels)
+        write_mask(out / f"{bases[sample]}_masks.tif", labels)
         written += 1
         if args.save_flows:
-            _write_flows(out / f"{sample.name.replace('/', '_')}_flows.tif", results)
+            _write_flows(out / f"{bases[sample]}_flows.tif", results)
         if args.save_png:
             from napari_cellseg.overlay import save_outline_png
 
             frame = seg.prepare(raw, channel_axis=args.channel_axis)[0]
-            save_outline_png(
-                out / f"{sample.name.replace('/', '_')}_outlines.png", frame, results[0].labels
-            )
+            save_outline_png(out / f"{bases[sample]}_outlines.png", frame, results[0].labels)
     print(f"wrote {written} mask file(s) to {out}")
     return 0
 

@@ -1,0 +1,231 @@
+"""``cellseg train``, ``predict``, ``evaluate``, ``make-weights`` and ``demo`` end to end.
+
+Everything runs in-process through :func:`napari_cellseg.cli.main` on tiny synthetic folders:
+one model is trained for two epochs and shared by the prediction tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from scipy import ndimage as ndi
+from skimage.segmentation import find_boundaries
+
+from napari_cellseg import synth
+from napari_cellseg.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny omni model trained for 2 epochs by ``cellseg train``, with its logs beside it."""
+    root = tmp_path_factory.mktemp("trained")
+    synth.make_dataset(root / "train", kind="nuclei", n=2, shape=(64, 64), seed=0)
+    code = main(
+        [
+            "train",
+            "--dir",
+            str(root / "train"),
+            "--n_epochs",
+            "2",
+            "--tyx",
+            "64,64",
+            "--batch_size",
+            "2",
+            "--nbase",
+            "8,16,32",
+            "--model",
+            str(root / "models" / "tiny.pt"),
+            "--tb_dir",
+            str(root / "tb"),
+            "--csv_log",
+            str(root / "log.csv"),
+            "--seed",
+            "1",
+        ]
+    )
+    assert code == 0
+    return root
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    """Two images (and their true masks) of a size the model was not trained on."""
+    synth.make_dataset(tmp_path / "images", kind="nuclei", n=2, shape=(72, 88), seed=5)
+    return tmp_path / "images"
+
+
+def test_train_writes_the_model_its_yaml_tensorboard_events_and_a_csv_log(trained):
+    model = trained / "models" / "tiny.pt"
+    assert model.is_file() and (trained / "models" / "tiny.yaml").is_file()
+    with open(trained / "log.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(math.isfinite(float(r["loss"])) and float(r["loss"]) > 0 for r in rows)
+    events = list((trained / "tb").rglob("events.out.tfevents.*"))
+    assert events
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        return
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    scalars = acc.Scalars("loss/train")
+    assert [s.step for s in scalars] == [1, 2]
+    assert [s.value for s in scalars] == pytest.approx([float(r["loss"]) for r in rows], rel=1e-5)
+
+
+def test_predict_writes_integer_masks_of_each_image_shape(trained, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    model = trained / "models" / "tiny.pt"
+    assert main(["predict", "--model", str(model), "--dir", str(images), "--output", str(out)]) == 0
+    assert f"wrote 2 mask file(s) to {out}" in capsys.readouterr().out
+    for i in range(2):
+        masks = tifffile.imread(out / f"nuclei_{i:03d}_masks.tif")
+        assert masks.shape == (72, 88)
+        assert np.issubdtype(masks.dtype, np.integer) and masks.min() >= 0
+    assert sorted(p.name for p in out.iterdir()) == ["nuclei_000_masks.tif", "nuclei_001_masks.tif"]
+
+
+def test_predict_takes_the_yaml_beside_the_model(trained, images, tmp_path):
+    models = trained / "models"
+    for name in ("tiny.pt", "tiny.yaml"):
+        argv = ["predict", "--model", str(models / name), "--dir", str(images)]
+        assert main([*argv, "--output", str(tmp_path / name)]) == 0
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "tiny.pt" / "nuclei_001_masks.tif"),
+        tifffile.imread(tmp_path / "tiny.yaml" / "nuclei_001_masks.tif"),
+    )
+
+
+def test_predict_writes_outlines_png_and_float_flows(trained, images, tmp_path):
+    out = tmp_path / "out"
+    argv = ["predict", "--model", str(trained / "models" / "tiny.pt"), "--dir", str(images)]
+    assert main([*argv, "--output", str(out), "--save_png", "--save_flows"]) == 0
+    with Image.open(out / "nuclei_000_outlines.png") as png:
+        assert png.format == "PNG" and png.size == (88, 72)
+    flows = tifffile.imread(out / "nuclei_000_flows.tif")
+    assert flows.dtype == np.float32
+    assert flows.shape == (3, 72, 88)  # omni: flow y, flow x, distance
+    assert np.isfinite(flows).all() and flows.std() > 0
+
+
+def test_predict_refuses_to_write_over_the_input_masks(trained, images, capsys):
+    originals = {p: p.read_bytes() for p in images.glob("*_masks.tif")}
+    assert len(originals) == 2
+    argv = ["predict", "--model", str(trained / "models" / "tiny.pt"), "--dir", str(images)]
+    assert main([*argv, "--output", str(images)]) == 2
+    err = capsys.readouterr().err
+    assert f"{images.resolve() / 'nuclei_000_masks.tif'} is an input file" in err
+    assert "Traceback" not in err
+    assert {p: p.read_bytes() for p in images.glob("*_masks.tif")} == originals
+    assert sorted(p.name for p in images.iterdir()) == sorted(
+        [*(p.name for p in originals), "nuclei_000.tif", "nuclei_001.tif"]
+    )
+
+
+def test_predict_checks_every_output_before_writing_any(trained, images, capsys):
+    (images / "nuclei_000_masks.tif").unlink()  # only the second image's masks would clash
+    argv = ["predict", "--model", str(trained / "models" / "tiny.pt"), "--dir", str(images)]
+    assert main([*argv, "--output", str(images)]) == 2
+    assert "nuclei_001_masks.tif is an input file" in capsys.readouterr().err
+    assert not (images / "nuclei_000_masks.tif").exists()
+
+
+def test_evaluate_scores_the_predictions_against_the_truth(trained, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["predict", "--model", str(trained / "models" / "tiny.pt"), "--dir", str(images)]
+    assert main([*argv, "--output", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(out), "--gt", str(images), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"]["n_images"] == 2
+    assert [r["name"] for r in report["images"]] == ["nuclei_000", "nuclei_001"]
+    for row in [*report["images"], report["summary"]]:
+        aps = [v for k, v in row.items() if k.startswith("ap_")]
+        assert len(aps) == 10 and all(0.0 <= v <= 1.0 for v in aps)
+    assert all(r["n_gt"] > 0 for r in report["images"])
+
+
+def _delta_folder(root: Path, n: int = 2) -> list[np.ndarray]:
+    """DeLTA layout: img/ (8-bit PNG) and seg/ (binary 0/255 PNG, cells apart), paired by name."""
+    (root / "img").mkdir(parents=True)
+    (root / "seg").mkdir()
+    masks = []
+    for i in range(n):
+        image, labels = synth.bacteria((64, 80), seed=i)
+        grey = np.interp(image, (image.min(), image.max()), (0, 255)).astype(np.uint8)
+        Image.fromarray(grey).save(root / "img" / f"Sample{i:02d}.png")
+        apart = (labels > 0) & ~find_boundaries(labels, mode="inner")
+        seg = np.where(apart, 255, 0).astype(np.uint8)
+        Image.fromarray(seg).save(root / "seg" / f"Sample{i:02d}.png")
+        masks.append(seg)
+    return masks
+
+
+@pytest.mark.parametrize("weight_map", ["seg_weights", "seg_weights_2D"])
+def test_make_weights_writes_a_weight_map_per_mask(tmp_path, capsys, weight_map):
+    masks = _delta_folder(tmp_path / "delta")
+    assert main(["make-weights", str(tmp_path / "delta"), "--weight_map", weight_map]) == 0
+    assert "wrote 2 weight map(s)" in capsys.readouterr().out
+    for i, seg in enumerate(masks):
+        w = tifffile.imread(tmp_path / "delta" / "wei" / f"Sample{i:02d}.tif")
+        assert w.dtype == np.float32 and w.shape == seg.shape
+        assert w.min() >= 0 and np.isfinite(w).all()
+        gaps = (seg == 0) & ndi.binary_dilation(seg > 0, iterations=2)
+        if weight_map == "seg_weights":  # 1 everywhere, up to 1 + w0 between cells
+            assert w[gaps].max() > 2 * w[seg > 0].max() == 2
+        else:  # cell and gap skeletons weighted, open background left at 0
+            assert w[seg > 0].max() > 0.5 and w[gaps].max() > 0.5
+            assert np.mean(w[seg == 0] == 0) > 0.3
+    assert main(["make-weights", str(tmp_path / "delta"), "--weight_map", weight_map]) == 2
+    assert "already exist" in capsys.readouterr().err
+
+
+def test_demo_without_training_generates_and_checks_data(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--no_train", "--out", str(out), "--n_train", "2", "--n_test", "1"]
+    assert main(argv) == 0
+    assert "2 masks checked: 0 with blocking problems" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "train").iterdir()) == [
+        "bacteria_000.tif",
+        "bacteria_000_masks.tif",
+        "bacteria_001.tif",
+        "bacteria_001_masks.tif",
+    ]
+    masks = tifffile.imread(out / "test" / "bacteria_000_masks.tif")
+    assert masks.shape == tifffile.imread(out / "test" / "bacteria_000.tif").shape
+    assert masks.max() > 0
+
+
+def test_a_missing_folder_is_an_error_naming_it(trained, tmp_path, capsys):
+    missing = tmp_path / "no_such_folder"
+    argv = ["predict", "--model", str(trained / "models" / "tiny.pt"), "--dir", str(missing)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "does not exist" in err and "Traceback" not in err
+    assert not missing.exists()
+
+
+def test_a_missing_model_is_an_error_naming_it(images, tmp_path, capsys):
+    missing = tmp_path / "nowhere" / "model.pt"
+    argv = ["predict", "--model", str(missing), "--dir", str(images), "--output", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "not found" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("*_masks.tif"))
+
+
+def test_training_on_a_missing_folder_is_an_error_naming_it(tmp_path, capsys):
+    missing = tmp_path / "no_train_data"
+    argv = ["train", "--dir", str(missing), "--n_epochs", "1", "--model", str(tmp_path / "m.pt")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "Traceback" not in err
+    assert not (tmp_path / "m.pt").exists()
