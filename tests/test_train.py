@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from napari_cellseg.config import TrainConfig
 from napari_cellseg.data import make_items, prepare_image
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.models.checkpoint import load_checkpoint
-from napari_cellseg.train import Progress, train
+from napari_cellseg.train import Progress, train, train_until
 
 
 def _items(config: TrainConfig, n: int = 3, seed: int = 0, shape=(96, 96)):
@@ -100,6 +101,24 @@ def test_stop_event_saves_the_last_state(tmp_path):
     # The generator ended by itself after the stop.
     ckpt = load_checkpoint(tmp_path / "m.pt")
     assert ckpt.epoch in (2, 3)
+
+
+def test_train_until_stops_at_the_deadline_and_saves(tmp_path):
+    cfg = _config(tmp_path, n_epochs=50)
+    seen: list[Progress] = []
+    result = train_until(cfg, time.monotonic(), _items(cfg), on_event=seen.append)
+    # the deadline had passed at the first step: the run stops right after it
+    assert [e.step for e in seen] == [1] and result.stopped
+    assert load_checkpoint(result.model_path).epoch == 0
+
+
+def test_train_until_stops_when_the_callback_says_so_or_runs_to_the_end(tmp_path):
+    cfg = _config(tmp_path, n_epochs=50)
+    result = train_until(cfg, None, _items(cfg), on_event=lambda e: e.step == 4)
+    assert result.stopped and result.epochs_done == 2
+    cfg = _config(tmp_path, n_epochs=2)
+    result = train_until(cfg, time.monotonic() + 600, _items(cfg))
+    assert not result.stopped and result.epochs_done == 2
 
 
 def test_kill_and_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):

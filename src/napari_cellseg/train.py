@@ -16,7 +16,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -167,6 +167,12 @@ def _epoch_batches(
         for e in range(first, last)
         for s in range(0, n_per_epoch, batch_size)
     ]
+
+
+def crops_per_epoch(config: TrainConfig, n_items: int) -> int:
+    """Crops in one epoch: ``--nimg_per_epoch``, else one per sample (and augmented copy),
+    at least one batch."""
+    return config.nimg_per_epoch or max(n_items * (1 + config.augments), config.batch_size)
 
 
 def _lr_at(config: TrainConfig, epoch_pos: float) -> float:
@@ -343,9 +349,7 @@ def train(
     model_path.parent.mkdir(parents=True, exist_ok=True)
     logger = _Logger(config, model_path)
 
-    n_per_epoch = config.nimg_per_epoch or max(
-        len(items) * (1 + config.augments), config.batch_size
-    )
+    n_per_epoch = crops_per_epoch(config, len(items))
     steps_per_epoch = math.ceil(n_per_epoch / config.batch_size)
     total_steps = steps_per_epoch * config.n_epochs
     maker = CropMaker(config, augment=True)
@@ -480,6 +484,54 @@ def train(
         logger.close()
         batches = None  # shuts the loader's worker processes down
     return TrainResult(model_path, epoch, last_loss, last_val, stopped, history)
+
+
+def train_until(
+    config: TrainConfig,
+    deadline: float | None = None,
+    items: Sequence[TrainItem] | None = None,
+    val_items: Sequence[TrainItem] | None = None,
+    *,
+    on_event: Callable[[Progress], bool | None] | None = None,
+    num_workers: int | None = None,
+) -> TrainResult:
+    """Run :func:`train` to its end, or stop it cleanly at a wall-clock deadline.
+
+    The synchronous wrapper of the training generator for callers with a time budget (the
+    demo, the benchmarks): past ``deadline`` the stop event is set, so the run ends after the
+    current step and saves its state like any stopped run.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Training options.
+    deadline : float, optional
+        A :func:`time.monotonic` time; ``None`` trains for ``config.n_epochs``.
+    items, val_items : sequence of TrainItem, optional
+        Samples in memory, as for :func:`train`.
+    on_event : callable, optional
+        Called with every :class:`Progress` (e.g. to draw a progress bar); returning ``True``
+        stops the run the same way as the deadline.
+    num_workers : int, optional
+        Data-loader worker processes, as for :func:`train`.
+
+    Returns
+    -------
+    TrainResult
+        The result; ``stopped`` tells whether the deadline (or ``on_event``) cut the run short.
+    """
+    stop = threading.Event()
+    gen = train(config, items, val_items, stop=stop, num_workers=num_workers)
+    try:
+        while True:
+            event = next(gen)
+            wants_stop = on_event is not None and bool(on_event(event))
+            if wants_stop or (deadline is not None and time.monotonic() > deadline):
+                stop.set()
+    except StopIteration as done:
+        return done.value
+    finally:
+        gen.close()  # a no-op after the end; on an exception it saves the state
 
 
 def _worker_init(_: int) -> None:

@@ -8,7 +8,6 @@ minutes, segments held-out images, prints their accuracy and writes outline over
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from pathlib import Path
 
@@ -83,7 +82,7 @@ def _train(args: argparse.Namespace, train_dir: Path, out: Path) -> Path:
     from tqdm import tqdm
 
     from napari_cellseg.config import TrainConfig
-    from napari_cellseg.train import train
+    from napari_cellseg.train import Progress, train_until
 
     config = TrainConfig(
         dir=str(train_dir),
@@ -98,25 +97,21 @@ def _train(args: argparse.Namespace, train_dir: Path, out: Path) -> Path:
         save_every=5,
         seed=args.seed,
     )
-    stop = threading.Event()
     deadline = time.monotonic() + args.minutes * 60
     print(
         f"[3/4] training a small {args.architecture} model for up to {args.minutes:g} min "
         f"({args.epochs} epochs at most)"
     )
-    gen = train(config, stop=stop)
     bar = None
-    try:
-        while True:
-            event = next(gen)
-            if bar is None:
-                bar = tqdm(total=event.total_steps, unit="step", desc="train", dynamic_ncols=True)
-            bar.update(event.step - bar.n)
-            bar.set_postfix(epoch=f"{event.epoch}/{event.n_epochs}", loss=f"{event.loss:.3f}")
-            if time.monotonic() > deadline:
-                stop.set()
-    except StopIteration as done:
-        result = done.value
+
+    def show(event: Progress) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=event.total_steps, unit="step", desc="train", dynamic_ncols=True)
+        bar.update(event.step - bar.n)
+        bar.set_postfix(epoch=f"{event.epoch}/{event.n_epochs}", loss=f"{event.loss:.3f}")
+
+    result = train_until(config, deadline, on_event=show)
     if bar is not None:
         bar.close()
     print(
