@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from napari_cellseg.config import TrainConfig
 from napari_cellseg.data import prepare_image
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.train import autocast_dtype, pick_device
+
+if TYPE_CHECKING:
+    from napari_cellseg.io.datasets import Dataset, Sample
 
 #: Reconstruction parameters per family and their defaults.
 POSTPROCESS_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -291,6 +294,83 @@ class Segmenter:
         """Segment a raw 2D image or stack frame by frame (one :class:`Segmentation` each)."""
         for frame in self.prepare(raw, channel_axis=channel_axis, source=source):
             yield self.segment(frame, **params)
+
+
+def segment_dataset(
+    seg: Segmenter, dataset: Dataset, *, channel_axis: int | None = None, **params: Any
+) -> Iterator[tuple[Sample, int, np.ndarray, Segmentation]]:
+    """Segment every image of a dataset, frame by frame.
+
+    Parameters
+    ----------
+    seg
+        The model.
+    dataset
+        From :func:`napari_cellseg.io.datasets.discover`.
+    channel_axis
+        Channel axis of the image files (None: guessed per file).
+    **params
+        Reconstruction parameters (see :data:`POSTPROCESS_DEFAULTS`).
+
+    Yields
+    ------
+    sample, frame_index, frame, segmentation
+        The sample, the frame's index in its file (0 for a 2D image), the normalised
+        ``(C, Y, X)`` frame and its :class:`Segmentation`.
+    """
+    from napari_cellseg.io.datasets import load_image
+
+    for sample in dataset.samples:
+        raw = load_image(sample)
+        for i, frame in enumerate(
+            seg.prepare(raw, channel_axis=channel_axis, source=str(sample.image))
+        ):
+            yield sample, i, frame, seg.segment(frame, **params)
+
+
+def score_dataset(
+    seg: Segmenter,
+    dataset: Dataset,
+    *,
+    on_image: Callable[[Sample, int, np.ndarray, Segmentation, dict], None] | None = None,
+    **params: Any,
+) -> list[dict[str, Any]]:
+    """Segment a dataset with ground truth and score each frame against its mask.
+
+    Parameters
+    ----------
+    seg
+        The model.
+    dataset
+        Samples with masks.
+    on_image
+        Called with ``(sample, frame_index, frame, segmentation, row)`` after each frame
+        (e.g. to write the masks or an overlay).
+    **params
+        Reconstruction parameters.
+
+    Returns
+    -------
+    list of dict
+        One row per frame: ``name`` plus :func:`napari_cellseg.metrics.evaluate_pair`'s scores.
+    """
+    from napari_cellseg.io.datasets import load_mask
+    from napari_cellseg.metrics import evaluate_pair
+
+    rows: list[dict[str, Any]] = []
+    truth: dict[str, np.ndarray] = {}
+    for sample, i, frame, result in segment_dataset(seg, dataset, **params):
+        if sample.name not in truth:  # read each mask once, keep only the current one
+            truth = {sample.name: load_mask(sample)}
+        mask = truth[sample.name]
+        if mask.ndim == 3:
+            row = {"name": f"{sample.name}[{i}]", **evaluate_pair(mask[i], result.labels)}
+        else:
+            row = {"name": sample.name, **evaluate_pair(mask, result.labels)}
+        rows.append(row)
+        if on_image is not None:
+            on_image(sample, i, frame, result, row)
+    return rows
 
 
 def _resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -6,7 +6,9 @@ one model is trained for two epochs and shared by the prediction tests.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -27,30 +29,37 @@ def trained(tmp_path_factory) -> Path:
     """A tiny omni model trained for 2 epochs by ``cellseg train``, with its logs beside it."""
     root = tmp_path_factory.mktemp("trained")
     synth.make_dataset(root / "train", kind="nuclei", n=2, shape=(64, 64), seed=0)
-    code = main(
-        [
-            "train",
-            "--dir",
-            str(root / "train"),
-            "--n_epochs",
-            "2",
-            "--tyx",
-            "64,64",
-            "--batch_size",
-            "2",
-            "--nbase",
-            "8,16,32",
-            "--model",
-            str(root / "models" / "tiny.pt"),
-            "--tb_dir",
-            str(root / "tb"),
-            "--csv_log",
-            str(root / "log.csv"),
-            "--seed",
-            "1",
-        ]
-    )
+    synth.make_dataset(root / "val", kind="nuclei", n=1, shape=(64, 64), seed=3)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(
+            [
+                "train",
+                "--dir",
+                str(root / "train"),
+                "--n_epochs",
+                "2",
+                "--tyx",
+                "64,64",
+                "--batch_size",
+                "2",
+                "--nbase",
+                "8,16,32",
+                "--model",
+                str(root / "models" / "tiny.pt"),
+                "--tb_dir",
+                str(root / "tb"),
+                "--csv_log",
+                str(root / "log.csv"),
+                "--seed",
+                "1",
+                "--test_dir",
+                str(root / "val"),
+                "--evaluate",
+            ]
+        )
     assert code == 0
+    (root / "stdout.txt").write_text(out.getvalue())
     return root
 
 
@@ -68,6 +77,7 @@ def test_train_writes_the_model_its_yaml_tensorboard_events_and_a_csv_log(traine
         rows = list(csv.DictReader(fh))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert all(math.isfinite(float(r["loss"])) and float(r["loss"]) > 0 for r in rows)
+    assert all(math.isfinite(float(r["val_loss"])) for r in rows)
     events = list((trained / "tb").rglob("events.out.tfevents.*"))
     assert events
     try:
@@ -229,3 +239,17 @@ def test_training_on_a_missing_folder_is_an_error_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(missing) in err and "Traceback" not in err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_train_evaluate_scores_the_final_model_on_the_validation_images(trained):
+    printed = (trained / "stdout.txt").read_text()
+    assert "validation images segmented by tiny.pt" in printed
+    (row,) = [line for line in printed.splitlines() if line.startswith("nuclei_000 ")]
+    assert len(row.split()) > 3  # name, then the scores
+    assert "mean of 1" in printed and "pooled over all objects" in printed
+
+
+def test_train_evaluate_needs_a_validation_folder(tmp_path, capsys):
+    code = main(["train", "--dir", str(tmp_path), "--evaluate"])
+    assert code == 2
+    assert "--test_dir" in capsys.readouterr().err

@@ -124,28 +124,25 @@ def _train(args: argparse.Namespace, train_dir: Path, out: Path) -> Path:
 def _segment_and_score(model_path: Path, test_dir: Path, out: Path) -> None:
     from napari_cellseg.io import datasets
     from napari_cellseg.io.images import write_mask
-    from napari_cellseg.metrics import evaluate_pair, summarize
+    from napari_cellseg.metrics import summarize
     from napari_cellseg.overlay import save_outline_png
-    from napari_cellseg.predict import Segmenter
+    from napari_cellseg.predict import Segmenter, score_dataset
 
     print("[4/4] segmenting the held-out images")
-    seg = Segmenter.from_file(model_path)
-    ds = datasets.discover(test_dir, "omnipose")
-    rows = []
     pred_dir = out / "predictions"
     pred_dir.mkdir(parents=True, exist_ok=True)
-    for sample in ds.samples:
-        frame = seg.prepare(datasets.load_image(sample))[0]
-        result = seg.segment(frame)
-        gt = datasets.load_mask(sample)
+
+    def save(sample, _i, frame, result, row) -> None:  # noqa: ANN001 - score_dataset callback
         write_mask(pred_dir / f"{sample.name}_masks.tif", result.labels)
         png = save_outline_png(pred_dir / f"{sample.name}_outlines.png", frame, result.labels)
-        row = evaluate_pair(gt, result.labels)
-        rows.append(row)
         print(
             f"      {sample.name}: {row['n_pred']} cells found / {row['n_gt']} true, "
             f"AP@0.5 {row['ap_50']:.3f}, AP@0.75 {row['ap_75']:.3f}  ({png.name})"
         )
+
+    rows = score_dataset(
+        Segmenter.from_file(model_path), datasets.discover(test_dir, "omnipose"), on_image=save
+    )
     summary = summarize(rows)
     print(
         f"mean AP@0.5 = {summary['ap_50']:.3f}   mean AP@0.75 = {summary['ap_75']:.3f}   "

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         }
         print(json.dumps(report, indent=2))
     else:
-        _print_tables(rows, summary)
+        print_tables(rows, summary)
     return 0
 
 
@@ -206,7 +206,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _print_tables(rows: list[dict], summary: dict) -> None:
+def print_tables(rows: list[dict], summary: dict) -> None:
+    """Print the per-image table, the mean row and the pooled scores."""
     last = f"mean of {summary['n_images']}"
     width = max(len(last), *(len(r["name"]) for r in rows))
     header = f"{'image':<{width}}  " + " ".join(f"{h:>6}" for _, h, _ in _TABLE)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from napari_cellseg.config import add_config_arguments, config_from_args
+from napari_cellseg.config import TrainConfig, add_config_arguments, config_from_args
+from napari_cellseg.errors import CellsegError
 
 EPILOG = """examples:
   Omnipose style:
@@ -32,6 +34,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_config_arguments(parser)
     parser.add_argument("--train", action="store_true", help=argparse.SUPPRESS)  # omnipose --train
     parser.add_argument("--verbose", action="store_true", help="print one line per epoch")
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="at the end, segment the --test_dir images with the model and report AP, F1 "
+        "and PQ against their masks (as `cellseg evaluate`)",
+    )
     return parser
 
 
@@ -42,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from napari_cellseg.train import train
 
     config = config_from_args(args)
+    if args.evaluate and not config.test_dir:
+        raise CellsegError("--evaluate scores the model on --test_dir: give --test_dir too")
     gen = train(config)
     bar = None
     try:
@@ -72,4 +82,28 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     print(f"model saved to {result.model_path}")
+    if args.evaluate:
+        _evaluate(result.model_path, config)
     return 0
+
+
+def _evaluate(model_path: Path, config: TrainConfig) -> None:
+    """Score the model on the validation folder(s) and print the evaluate tables."""
+    from napari_cellseg.cli.evaluate import print_tables
+    from napari_cellseg.io import datasets
+    from napari_cellseg.metrics import summarize
+    from napari_cellseg.predict import Segmenter, score_dataset
+
+    seg = Segmenter.from_file(model_path, device=config.device)
+    rows = []
+    for part in str(config.test_dir).split("+"):
+        ds = datasets.discover(
+            part,
+            config.convention,
+            img_filter=config.img_filter,
+            mask_filter=config.mask_filter,
+            look_one_level_down=config.look_one_level_down,
+        )
+        rows += score_dataset(seg, ds, channel_axis=config.channel_axis)
+    print(f"validation images segmented by {model_path.name}:")
+    print_tables(rows, summarize(rows))
