@@ -8,12 +8,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.normalize import normalize_percentile
+
+if TYPE_CHECKING:
+    from napari_cellseg.io.datasets import Dataset
 
 #: Normalisation stored in every checkpoint and applied identically at prediction time.
 NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
@@ -221,6 +225,25 @@ def make_items(
     return items
 
 
+def discover_folders(path: str | Path, config: TrainConfig) -> list[Dataset]:
+    """Discover the dataset(s) of a training or validation folder with the config's options.
+
+    ``path`` may join several folders with ``+`` (CLB).
+    """
+    from napari_cellseg.io import datasets
+
+    return [
+        datasets.discover(
+            part,
+            config.convention,
+            img_filter=config.img_filter,
+            mask_filter=config.mask_filter,
+            look_one_level_down=config.look_one_level_down,
+        )
+        for part in str(path).split("+")
+    ]
+
+
 def load_items(path: str | Path, config: TrainConfig) -> list[TrainItem]:
     """Read a training folder (any supported convention) into training items.
 
@@ -229,14 +252,7 @@ def load_items(path: str | Path, config: TrainConfig) -> list[TrainItem]:
     from napari_cellseg.io import datasets
 
     items: list[TrainItem] = []
-    for part in str(path).split("+"):
-        ds = datasets.discover(
-            part,
-            config.convention,
-            img_filter=config.img_filter,
-            mask_filter=config.mask_filter,
-            look_one_level_down=config.look_one_level_down,
-        )
+    for ds in discover_folders(path, config):
         images, labels, names, links, weights = [], [], [], [], []
         for sample in ds.samples:
             images.append(datasets.load_image(sample))

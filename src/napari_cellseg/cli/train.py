@@ -90,20 +90,13 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate(model_path: Path, config: TrainConfig) -> None:
     """Score the model on the validation folder(s) and print the evaluate tables."""
     from napari_cellseg.cli.evaluate import print_tables
-    from napari_cellseg.io import datasets
+    from napari_cellseg.data import discover_folders
     from napari_cellseg.metrics import summarize
     from napari_cellseg.predict import Segmenter, score_dataset
 
     seg = Segmenter.from_file(model_path, device=config.device)
     rows = []
-    for part in str(config.test_dir).split("+"):
-        ds = datasets.discover(
-            part,
-            config.convention,
-            img_filter=config.img_filter,
-            mask_filter=config.mask_filter,
-            look_one_level_down=config.look_one_level_down,
-        )
+    for ds in discover_folders(config.test_dir, config):
         rows += score_dataset(seg, ds, channel_axis=config.channel_axis)
     print(f"validation images segmented by {model_path.name}:")
     print_tables(rows, summarize(rows))
