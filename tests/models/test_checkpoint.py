@@ -18,6 +18,7 @@ from napari_cellseg.models import ModelSpec, build_model
 from napari_cellseg.models.checkpoint import (
     FORMAT_VERSION,
     check_compatible,
+    export_model,
     get_rng_state,
     load_checkpoint,
     load_model,
@@ -290,3 +291,22 @@ def test_resuming_from_a_checkpoint_gives_the_weights_of_an_uninterrupted_run(tm
 
     expected = straight.state_dict()
     assert all(torch.equal(v, expected[k]) for k, v in resumed.state_dict().items())
+
+
+def test_export_keeps_weights_and_description_and_drops_the_training_state(tmp_path, model):
+    src = save_checkpoint(
+        tmp_path / "run.pt",
+        model,
+        SPEC,
+        {"diameter": 30.0},
+        optimizer=torch.optim.AdamW(model.parameters()),
+        epoch=7,
+    )
+    dst = export_model(src, tmp_path / "slim" / "nuclei.pt", meta={"description": "test"})
+
+    slim = load_checkpoint(dst)
+    assert slim.optimizer_state is None and slim.rng is None and slim.epoch == 7
+    assert slim.meta["diameter"] == 30.0 and slim.meta["description"] == "test"
+    full = load_checkpoint(src)
+    assert all(torch.equal(full.state_dict[k], v) for k, v in slim.state_dict.items())
+    assert (tmp_path / "slim" / "nuclei.yaml").is_file()
