@@ -35,6 +35,11 @@ POSTPROCESS_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Pixels per forward pass when the batch size is automatic (8 tiles of 256x256): bounds the
+#: memory whatever the tile size.
+TILE_PIXELS_PER_BATCH = 8 * 256 * 256
+
+
 @dataclass
 class Segmentation:
     """Result of segmenting one 2D image.
@@ -85,11 +90,12 @@ class Segmenter:
     device
         ``"auto"`` (CUDA, MPS, CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
     tile
-        Tile edge in pixels (a multiple of 16).
+        Largest tile edge in pixels (a multiple of 16); a smaller image is one tile. Larger
+        tiles waste less on overlaps; memory is bounded by the batch of tiles.
     overlap
         Fraction of the tile shared with its neighbour.
     batch_size
-        Tiles per forward pass.
+        Tiles per forward pass (None: as many as fit in :data:`TILE_PIXELS_PER_BATCH` pixels).
     diameter
         Mean cell diameter in the images, in pixels (0: the images are used as they are). For a
         model trained with ``--diameter D`` images are resized by ``D / diameter`` before the
@@ -103,9 +109,9 @@ class Segmenter:
         meta: dict[str, Any],
         *,
         device: str = "auto",
-        tile: int = 256,
+        tile: int = 768,
         overlap: float = 0.1,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         amp: str = "auto",
         name: str = "model",
         diameter: float = 0.0,
@@ -121,7 +127,7 @@ class Segmenter:
             self.model.to(memory_format=torch.channels_last)
         self.tile = int(tile)
         self.overlap = float(overlap)
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         self.diameter = float(diameter)
         training = dict(meta.get("training", {}))
         training.pop("args_load_path", None)
@@ -212,10 +218,11 @@ class Segmenter:
             for x in _tile_starts(W, tw, self.overlap, k)
         ]
         window = _blend_window((th, tw))
+        batch = self.batch_size or max(1, TILE_PIXELS_PER_BATCH // (th * tw))
         acc = np.zeros((self.spec.n_outputs(), H, W), np.float32)
         norm = np.zeros((H, W), np.float32)
-        for i in range(0, len(starts), self.batch_size):
-            chunk = starts[i : i + self.batch_size]
+        for i in range(0, len(starts), batch):
+            chunk = starts[i : i + batch]
             x = torch.from_numpy(np.stack([image[:, y : y + th, x0 : x0 + tw] for y, x0 in chunk]))
             x = x.to(self.device)
             if self.channels_last:
@@ -231,7 +238,7 @@ class Segmenter:
                 acc[:, y : y + th, x0 : x0 + tw] += o * window
                 norm[y : y + th, x0 : x0 + tw] += window
             if progress is not None:
-                progress(min(i + self.batch_size, len(starts)), len(starts))
+                progress(min(i + batch, len(starts)), len(starts))
         return (acc / norm)[:, :h, :w]
 
     def named_outputs(self, raw_out: np.ndarray) -> dict[str, np.ndarray]:

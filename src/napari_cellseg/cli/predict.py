@@ -68,8 +68,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--min_size", type=int, default=None, help="smallest object kept (pixels)")
     g = p.add_argument_group("inference")
-    g.add_argument("--tile", type=int, default=256, help="tile size in pixels")
-    g.add_argument("--batch_size", type=int, default=8, help="tiles per batch")
+    g.add_argument(
+        "--tile", type=int, default=768, help="largest tile edge in pixels (default: %(default)s)"
+    )
+    g.add_argument(
+        "--batch_size", type=int, default=None, help="tiles per batch (default: by tile size)"
+    )
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     g.add_argument("--use_gpu", action="store_true", help="Omnipose flag (same as --device auto)")
     return p
