@@ -305,6 +305,7 @@ class SegmentWidget(QWidget):
         self._segmenters: dict[tuple[str, str], Segmenter] = {}
         self._cache: OrderedDict[tuple[str, str, int, float], _Cached] = OrderedDict()
         self._files: list[str] = []
+        self._session_seen: set[str] = set()  # session models already offered
         self._worker: Any = None
         self._stop = threading.Event()
         self._progress: cancelable_progress | None = None
@@ -400,16 +401,18 @@ class SegmentWidget(QWidget):
         _set_items(self._image_combo, [(name, name) for name in names], current)
 
     def _refresh_models(self) -> None:
-        """List built-in, session and file models; a newly trained model is chosen unless
-        a built-in model or a file is."""
+        """List built-in, session and file models; a model trained since the last refresh
+        becomes the chosen one (it is the one the user wants to try next)."""
         from napari_cellseg.models.builtin import available
 
         session = [(m.label, str(m.path)) for m in reversed(session_models.models())]
         items = [(f"{name} (built-in)", name) for name in available()]
         items += session + [(Path(f).name, f) for f in self._files]
         current = self._model_combo.currentData()
-        if session and (current is None or current in {key for _, key in session}):
-            current = session[0][1]
+        new = [key for _, key in session if key not in self._session_seen]
+        self._session_seen.update(new)
+        if new:
+            current = new[0]
         _set_items(self._model_combo, items, current)
         self._on_model_changed()
 
