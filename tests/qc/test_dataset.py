@@ -243,3 +243,28 @@ def test_empty_existing_folder_is_a_valid_target(mixed: Path) -> None:
     out = mixed.parent / "empty"
     out.mkdir()
     assert fix_dataset(discover(mixed), out).written
+
+
+def test_a_fix_that_fails_half_way_leaves_no_output_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from napari_cellseg.errors import CellsegError
+    from napari_cellseg.qc import dataset as qc_dataset_module
+
+    for name in ("a", "b"):
+        save(tmp_path / "d" / f"{name}.tif", image())
+        save(tmp_path / "d" / f"{name}_masks.tif", split())
+    calls = []
+
+    def failing_write(path, labels):  # noqa: ANN001 - stands in for write_mask
+        calls.append(path)
+        if len(calls) == 2:
+            raise CellsegError(f"{path}: cannot hold these labels")
+        return original(path, labels)
+
+    original = qc_dataset_module.write_mask
+    monkeypatch.setattr(qc_dataset_module, "write_mask", failing_write)
+    with pytest.raises(CellsegError, match="cannot hold"):
+        fix_dataset(discover(tmp_path / "d"), tmp_path / "out")
+    assert len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # no OUT, no staging folder

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,31 @@ def fix_dataset(
     """
     base = _common_base(dataset)
     out = _check_out(Path(out), dataset)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # everything goes to a hidden staging folder that becomes OUT only once complete
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        summary = _fix_into(dataset, base, staging, links, min_size, max_gap, blobs)
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    summary.out = out
+    summary.written = [out / path.relative_to(staging) for path in summary.written]
+    return summary
+
+
+def _fix_into(
+    dataset: Dataset,
+    base: Path,
+    out: Path,
+    links: bool,
+    min_size: int,
+    max_gap: int,
+    blobs: bool | None,
+) -> FixSummary:
     summary = FixSummary(out)
     params = {"min_size": min_size, "max_gap": max_gap, "blobs": blobs}
     by_mask: dict[Path, list[Sample]] = {}
