@@ -152,3 +152,19 @@ def test_spec_round_trips_through_a_plain_dict():
 def test_spec_from_a_newer_version_is_refused():
     with pytest.raises(CellsegError, match="newer napari-cellseg"):
         ModelSpec.from_dict({"arch": "omni", "attention": True})
+
+
+@pytest.mark.parametrize("arch", ["omni", "dcan"])
+@pytest.mark.parametrize("skip", ["add", "concat"])
+def test_in_place_activations_leave_the_input_alone_and_keep_gradients_exact(arch, skip):
+    # the blocks apply ReLU and the residual sums in place: the input must stay untouched and
+    # autograd's gradients must still match finite differences
+    torch.manual_seed(0)
+    spec = ModelSpec(arch, nbase=(2, 4), blocks_per_level=2, skip=skip)
+    model = build_model(spec).double().train()
+    x = torch.randn(1, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    before = x.detach().clone()
+    out = model(x)
+    assert torch.equal(x.detach(), before)
+    assert torch.equal(model(x), out)
+    assert torch.autograd.gradcheck(lambda t: model(t).sum(), (x,), eps=1e-6, atol=1e-5)

@@ -68,15 +68,17 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """Apply the block; ``style`` is ``(B, style_dim)`` when the block takes one."""
-        h = F.relu(self.bn1(x))
+        # in-place activations and sums on fresh tensors: on a CPU these memory-bound passes
+        # cost as much as the convolutions, mostly in allocating their outputs
+        h = F.relu(self.bn1(x), inplace=True)
         shortcut = x if self.proj is None else self.proj(h)
         h = self.conv1(h)
         if self.style is not None:
-            h = h + self.style(style).reshape(*h.shape[:2], *(1,) * (h.ndim - 2))
-        h = F.relu(self.bn2(h))
+            h = h.add_(self.style(style).reshape(*h.shape[:2], *(1,) * (h.ndim - 2)))
+        h = F.relu(self.bn2(h), inplace=True)
         if self.drop is not None:
             h = self.drop(h)
-        return shortcut + self.conv2(h)
+        return self.conv2(h).add_(shortcut)
 
 
 class ResStage(nn.Module):
@@ -171,9 +173,10 @@ class ResUNet(nn.Module):
         h = feats[-1]
         style = None
         if self.style:
-            style = F.normalize(h.float().mean(dim=tuple(range(2, h.ndim))), dim=1)
+            at_least_fp32 = h.to(torch.promote_types(h.dtype, torch.float32))
+            style = F.normalize(at_least_fp32.mean(dim=tuple(range(2, h.ndim))), dim=1)
         for i in reversed(range(len(feats) - 1)):
             up = F.interpolate(self.lateral[i](h), scale_factor=2.0, mode="nearest")
-            h = torch.cat((up, feats[i]), dim=1) if self.concat else up + feats[i]
+            h = torch.cat((up, feats[i]), dim=1) if self.concat else up.add_(feats[i])
             h = self.decoder[i](h, style)
-        return self.head(F.relu(self.head_bn(h)))
+        return self.head(F.relu(self.head_bn(h), inplace=True))
