@@ -6,7 +6,8 @@ every set of masks is scored by the same evaluator (``cellseg evaluate``): AP at
 0.75, AP = TP/(TP+FP+FN), the mean over images.
 
     python bench/accuracy.py                      # 30 min each: ~1 h 45 min in all
-    python bench/accuracy.py --minutes 10 --peers omnipose
+    python bench/accuracy.py --minutes 30 --peers omnipose   # ~1 h 5 min
+    python bench/accuracy.py --minutes 10 --peers cellpose3  # Omnipose needs > 10 min here
     python bench/accuracy.py --quick              # smoke test: 3 images, 1.5 min budgets
 
 How each run is bounded (the budget counts from the start of the training process, data loading
