@@ -141,8 +141,7 @@ def omnipose_train(train_dir: Path, seconds: float, log: Path) -> Trained:
     if not done:
         raise PeerFailed(
             f"Omnipose did not finish its first epoch within {seconds:.0f} s, so it has no model "
-            f"for this budget (on a 2-core CPU an epoch of 100 images takes over 10 min: give it "
-            f"a larger budget); its output is in {log}"
+            f"for this budget (give it more --minutes); its output is in {log}"
         )
     last = max(done)
     return Trained(done[last], run.seconds, last + 1, "killed at the deadline")

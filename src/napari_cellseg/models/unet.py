@@ -74,7 +74,7 @@ class ResBlock(nn.Module):
         shortcut = x if self.proj is None else self.proj(h)
         h = self.conv1(h)
         if self.style is not None:
-            h = h.add_(self.style(style).reshape(*h.shape[:2], *(1,) * (h.ndim - 2)))
+            h.add_(self.style(style).reshape(*h.shape[:2], *(1,) * (h.ndim - 2)))
         h = F.relu(self.bn2(h), inplace=True)
         if self.drop is not None:
             h = self.drop(h)
