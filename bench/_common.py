@@ -177,6 +177,7 @@ def run_measured(
     *,
     env: dict | None = None,
     timeout: float | None = None,
+    max_rss_gb: float | None = None,
     stop_on: Callable[[str, float], bool] | None = None,
     log: Path | None = None,
     echo: bool = False,
@@ -192,6 +193,8 @@ def run_measured(
         output lines arrive when they are printed).
     timeout : float, optional
         Seconds after which the whole process group is killed (``stopped`` is then true).
+    max_rss_gb : float, optional
+        Resident memory of the process tree (GB) above which it is killed the same way.
     stop_on : callable, optional
         Called with each output line and the seconds since the start; returning ``True``
         kills the process group (e.g. after a timing run has printed enough epochs).
@@ -245,7 +248,8 @@ def run_measured(
         except psutil.Error:
             pass
         late = timeout is not None and time.monotonic() - start > timeout
-        if (late or stop_now.is_set()) and not stopped:
+        big = max_rss_gb is not None and peak > max_rss_gb * 1e9
+        if (late or big or stop_now.is_set()) and not stopped:
             stopped = True
             os.killpg(proc.pid, signal.SIGKILL)  # the group this call started
         time.sleep(0.2)

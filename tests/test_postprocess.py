@@ -8,11 +8,13 @@ from scipy import ndimage as ndi
 
 from napari_cellseg.metrics import iou_matrix, match
 from napari_cellseg.postprocess import (
+    _bilinear_table,
     _follow_numpy,
     _follow_torch,
     _hysteresis,
     dcan_masks,
     fill_label_holes,
+    follow_flows,
     omni_masks,
     remove_small,
     renumber,
@@ -156,13 +158,52 @@ def test_foreground_is_hysteresis_on_the_distance():
 def test_torch_integration_matches_numpy():
     truth = _discs((30, 40), [(15, 12), (15, 26)], 7)
     flow, _ = _edt_fields(truth)
-    from napari_cellseg.postprocess import _bilinear_table
-
     table = _bilinear_table(flow * 0.7)
     ys, xs = np.nonzero(truth)
-    a = _follow_numpy(table, truth.shape, ys, xs, 8)
-    b = _follow_torch(table, truth.shape, ys, xs, 8, "cpu")
+    start = (ys.astype(np.float32), xs.astype(np.float32))
+    a = _follow_numpy(table, truth.shape, (0, 0), *(s.copy() for s in start), 8)
+    b = _follow_torch(table, truth.shape, (0, 0), *(s.copy() for s in start), 8, "cpu")
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_following_flows_in_a_window_gives_the_whole_image_end_points():
+    truth = _discs((60, 80), [(20, 20), (20, 36), (45, 60)], 9)
+    flow, _ = _edt_fields(truth)
+    niter = 6
+    whole = follow_flows(flow, *np.nonzero(truth), niter)
+    oy, ox = 12, 25  # a window holding every pixel within niter + 3 of the points followed
+    ys, xs = np.nonzero(truth[oy + niter + 3 : 50, ox + niter + 3 : 70])
+    ys, xs = ys + niter + 3, xs + niter + 3
+    part = follow_flows(flow[:, oy:, ox:], ys, xs, niter, origin=(oy, ox))
+    index = {(y, x): i for i, (y, x) in enumerate(zip(*np.nonzero(truth)))}
+    rows = [index[y + oy, x + ox] for y, x in zip(ys, xs)]
+    np.testing.assert_array_equal(part, whole[:, rows])
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two label images hold the same objects, whatever their numbers."""
+    if not np.array_equal(a > 0, b > 0):
+        return False
+    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
+    return pairs.shape[1] == len(np.unique(a[a > 0])) == len(np.unique(b[b > 0]))
+
+
+@pytest.mark.parametrize("block", [23, 40, 64])
+def test_blockwise_reconstruction_gives_the_whole_image_labels(block):
+    rng = np.random.default_rng(3)
+    centres = [tuple(c) for c in rng.uniform(8, 112, size=(40, 2))]
+    truth = _discs((120, 150), centres, 7.5)
+    rod = _capsule(truth.shape, (20, 118), (100, 140), 3.5)  # long: crosses several blocks
+    truth = np.where(rod, truth.max() + 1, truth)
+    flow, dist = _edt_fields(truth)
+    flow += rng.normal(0, 0.35, flow.shape).astype(np.float32)  # some masks fail the check
+    boundary = (ndi.morphological_gradient(truth, size=3) > 0).astype(np.float32)
+    kw = {"flow_threshold": 0.4, "min_size": 5}
+    whole = omni_masks(flow, dist, boundary, block=10_000, **kw)
+    assert 30 < whole.max() < 45
+    assert _same_partition(omni_masks(flow, dist, boundary, block=block, **kw), whole)
+    no_check = omni_masks(flow, dist, boundary, block=10_000, flow_threshold=0, min_size=5)
+    assert no_check.max() > whole.max()  # the check had masks to drop
 
 
 def test_holes_enclosed_by_one_object_are_filled_and_others_not():

@@ -26,9 +26,18 @@ A few steps suffice (default 10): the pairs to separate are adjacent at the star
 apart at up to 2 px per step, and longer runs only let noise in the flows tear cells apart.
 (Taking the connected components of the rounded end points instead, as Omnipose does by
 default, splits irregular and bent cells whose skeletons collect at several separate sinks.)
+
+Everything but the foreground (a hysteresis threshold) and the final cleanup works on blocks
+of :data:`BLOCK` pixels, so the working memory does not grow with the image: a pixel moves at
+most one pixel per step, so its end point only depends on the flow within ``niter + 3``
+pixels; the components of each block are joined to those of its neighbours through the
+pixels on their common edges; and each mask's flow check looks only at the mask. The labels
+are the same whatever the block size.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -41,6 +50,8 @@ SUPPRESS_DIVERGENCE = 0.5
 LINK_DISTANCE = 3.0
 #: Default number of Euler steps of :func:`omni_masks`.
 DEFAULT_NITER = 10
+#: Default edge (px) of the blocks :func:`omni_masks` works on one at a time.
+BLOCK = 1024
 
 # offsets (dy, dx) that visit every 8-neighbour pair once
 _PAIR_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
@@ -62,6 +73,7 @@ def omni_masks(
     fill_holes: bool = True,
     suppress: bool = True,
     device: str = "cpu",
+    block: int = BLOCK,
 ) -> np.ndarray:
     """Instance labels from Omnipose-style flow and distance outputs.
 
@@ -99,6 +111,10 @@ def omni_masks(
     device
         ``"cpu"`` integrates with numpy; a torch device name (``"cuda"``, ``"cuda:1"``,
         ``"mps"``) integrates with torch on that device.
+    block
+        Edge in pixels of the square blocks worked on one at a time (see the module notes):
+        the working memory grows with the block, not with the image. The labels do not
+        depend on it.
 
     Returns
     -------
@@ -119,17 +135,16 @@ def omni_masks(
     niter = DEFAULT_NITER if niter is None else int(niter)
     if niter < 0:
         raise ValueError(f"niter must be >= 0, got {niter}")
+    if block < 1:
+        raise ValueError(f"block must be >= 1 pixel, got {block}")
 
     fg = _hysteresis(dist, mask_threshold - 1.0, mask_threshold)
     if not fg.any():
         return np.zeros(dist.shape, dtype=np.int32)
-    unit = _unit_flow(flow, fg)
-    field = unit * _suppression(unit) if suppress else unit
-    ys, xs = np.nonzero(fg)
-    end = follow_flows(field, ys, xs, niter, device=device)
-    labels = _link_components(ys, xs, end, dist.shape, unit, boundary)
+    labels = _link_blocks(flow, fg, boundary, niter, suppress, device, block)
+    del fg
     if flow_threshold > 0:
-        labels = _drop_inconsistent(labels, flow, ys, xs, flow_threshold)
+        labels = _drop_inconsistent(labels, flow, flow_threshold, block)
     labels = remove_small(labels, min_size)
     if fill_holes:
         labels = fill_label_holes(labels)
@@ -161,31 +176,106 @@ def _suppression(unit: np.ndarray) -> np.ndarray:
     return np.clip(1.0 + div / SUPPRESS_DIVERGENCE, 0.0, 1.0).astype(np.float32)
 
 
+def _blocks(shape: tuple[int, int], block: int) -> Iterator[tuple[int, int, int, int]]:
+    """``(y0, y1, x0, x1)`` of the blocks tiling an image, row by row."""
+    ny, nx = shape
+    for y0 in range(0, ny, block):
+        for x0 in range(0, nx, block):
+            yield y0, min(y0 + block, ny), x0, min(x0 + block, nx)
+
+
+def _link_blocks(
+    flow: np.ndarray,
+    fg: np.ndarray,
+    boundary: np.ndarray | None,
+    niter: int,
+    suppress: bool,
+    device: str,
+    block: int,
+) -> np.ndarray:
+    """Objects of the foreground: linked neighbours, found block by block.
+
+    Each block follows the flows of its pixels plus a one-pixel rim below and beside it, in a
+    window ``niter + 3`` pixels wider (a pixel moves at most one pixel per step, and the
+    bilinear samples and the divergence reach two further), so every end point, and so every
+    link between 8-neighbours, is the one the whole image would give. The block's components
+    are numbered after those of the blocks before it; a rim pixel belongs to a neighbouring
+    block, and its two numbers are joined at the end.
+    """
+    ny, nx = fg.shape
+    margin = niter + 3
+    labels = np.zeros((ny, nx), dtype=np.int32)
+    rim_pixels, rim_ids = [], []
+    top = 0
+    for y0, y1, x0, x1 in _blocks((ny, nx), block):
+        # pixels to follow: the block, the row below and the columns left and right of it
+        ey1, ex0, ex1 = min(y1 + 1, ny), max(x0 - 1, 0), min(x1 + 1, nx)
+        wy0, wx0 = max(y0 - margin, 0), max(ex0 - margin, 0)
+        win = (slice(wy0, min(ey1 + margin, ny)), slice(wx0, min(ex1 + margin, nx)))
+        fg_win = fg[win]
+        ys, xs = np.nonzero(fg_win[y0 - wy0 : ey1 - wy0, ex0 - wx0 : ex1 - wx0])
+        if ys.size == 0:
+            continue
+        ys += y0 - wy0
+        xs += ex0 - wx0
+        unit = _unit_flow(flow[:, win[0], win[1]], fg_win)
+        field = unit * _suppression(unit) if suppress else unit
+        end = follow_flows(field, ys, xs, niter, device=device, origin=(wy0, wx0))
+        n, comp = _link_components(ys, xs, end, unit, None if boundary is None else boundary[win])
+        comp += top + 1
+        gy, gx = ys + wy0, xs + wx0
+        core = (gy < y1) & (gx >= x0) & (gx < x1)
+        labels[gy[core], gx[core]] = comp[core]
+        rim_pixels.append(gy[~core] * nx + gx[~core])
+        rim_ids.append(comp[~core])
+        top += n
+    # a rim pixel's id in its own block and in the block that followed it as a rim
+    own = labels.ravel()[np.concatenate(rim_pixels)]
+    other = np.concatenate(rim_ids)
+    graph = sparse.coo_matrix(
+        (np.ones(own.size, dtype=np.int8), (own - 1, other - 1)), shape=(top, top)
+    )
+    _, comp = connected_components(graph, directed=False)
+    lut = np.concatenate([[0], comp + 1]).astype(np.int32)
+    return lut[labels]
+
+
 def follow_flows(
-    field: np.ndarray, ys: np.ndarray, xs: np.ndarray, niter: int, *, device: str = "cpu"
+    field: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    niter: int,
+    *,
+    device: str = "cpu",
+    origin: tuple[int, int] = (0, 0),
 ) -> np.ndarray:
     """Move points ``niter`` Euler steps of size 1 along a bilinearly sampled vector field.
 
     Parameters
     ----------
     field
-        ``(2, Y, X)`` step field ``(dy, dx)`` in pixels per step.
+        ``(2, H, W)`` step field ``(dy, dx)`` in pixels per step.
     ys, xs
-        Start positions (pixel indices).
+        Start positions: pixel indices into ``field``.
     niter
         Number of steps.
     device
         ``"cpu"`` for numpy, otherwise a torch device.
+    origin
+        Position of ``field[:, 0, 0]`` in the image of which ``field`` is a window: the end
+        positions are in the image's coordinates, and points stay inside the window.
 
     Returns
     -------
     numpy.ndarray
-        float32 ``(2, N)`` end positions ``(y, x)``, clipped to the image.
+        float32 ``(2, N)`` end positions ``(y, x)``.
     """
     table = _bilinear_table(field)
+    y = (ys + origin[0]).astype(np.float32)
+    x = (xs + origin[1]).astype(np.float32)
     if device == "cpu":
-        return _follow_numpy(table, field.shape[1:], ys, xs, niter)
-    return _follow_torch(table, field.shape[1:], ys, xs, niter, device)
+        return _follow_numpy(table, field.shape[1:], origin, y, x, niter)
+    return _follow_torch(table, field.shape[1:], origin, y, x, niter, device)
 
 
 def _bilinear_table(field: np.ndarray) -> np.ndarray:
@@ -212,47 +302,53 @@ def _bilinear_table(field: np.ndarray) -> np.ndarray:
 
 
 def _follow_numpy(
-    table: np.ndarray, shape: tuple[int, int], ys: np.ndarray, xs: np.ndarray, niter: int
+    table: np.ndarray,
+    size: tuple[int, int],
+    origin: tuple[int, int],
+    y: np.ndarray,
+    x: np.ndarray,
+    niter: int,
 ) -> np.ndarray:
-    ny, nx = shape
-    y = ys.astype(np.float32)
-    x = xs.astype(np.float32)
+    """Integrate image positions ``y, x`` (float32, updated in place) in a window's table."""
+    (oy, ox), (h, w) = origin, size
     for _ in range(niter):
         yi = y.astype(np.intp)
         xi = x.astype(np.intp)
         fy = y - yi
         fx = x - xi
-        c = np.take(table, yi * (nx + 1) + xi, axis=0)
+        c = np.take(table, (yi - oy) * (w + 1) + (xi - ox), axis=0)
         y += c[:, 0] + c[:, 1] * fx + (c[:, 2] + c[:, 3] * fx) * fy
         x += c[:, 4] + c[:, 5] * fx + (c[:, 6] + c[:, 7] * fx) * fy
-        np.clip(y, 0, ny - 1, out=y)
-        np.clip(x, 0, nx - 1, out=x)
+        np.clip(y, oy, oy + h - 1, out=y)
+        np.clip(x, ox, ox + w - 1, out=x)
     return np.stack([y, x])
 
 
 def _follow_torch(
     table: np.ndarray,
-    shape: tuple[int, int],
-    ys: np.ndarray,
-    xs: np.ndarray,
+    size: tuple[int, int],
+    origin: tuple[int, int],
+    y: np.ndarray,
+    x: np.ndarray,
     niter: int,
     device: str,
 ) -> np.ndarray:
+    """:func:`_follow_numpy` with torch on ``device``."""
     import torch
 
-    ny, nx = shape
+    (oy, ox), (h, w) = origin, size
     tab = torch.from_numpy(table).to(device)
-    y = torch.from_numpy(ys.astype(np.float32)).to(device)
-    x = torch.from_numpy(xs.astype(np.float32)).to(device)
+    ty = torch.from_numpy(y).to(device)
+    tx = torch.from_numpy(x).to(device)
     for _ in range(niter):
-        yi = y.long()
-        xi = x.long()
-        fy = y - yi
-        fx = x - xi
-        c = tab.index_select(0, yi * (nx + 1) + xi)
-        y = (y + c[:, 0] + c[:, 1] * fx + (c[:, 2] + c[:, 3] * fx) * fy).clamp_(0, ny - 1)
-        x = (x + c[:, 4] + c[:, 5] * fx + (c[:, 6] + c[:, 7] * fx) * fy).clamp_(0, nx - 1)
-    return torch.stack([y, x]).cpu().numpy()
+        yi = ty.long()
+        xi = tx.long()
+        fy = ty - yi
+        fx = tx - xi
+        c = tab.index_select(0, (yi - oy) * (w + 1) + (xi - ox))
+        ty = (ty + c[:, 0] + c[:, 1] * fx + (c[:, 2] + c[:, 3] * fx) * fy).clamp_(oy, oy + h - 1)
+        tx = (tx + c[:, 4] + c[:, 5] * fx + (c[:, 6] + c[:, 7] * fx) * fy).clamp_(ox, ox + w - 1)
+    return torch.stack([ty, tx]).cpu().numpy()
 
 
 def _pair_views(
@@ -269,15 +365,17 @@ def _link_components(
     ys: np.ndarray,
     xs: np.ndarray,
     end: np.ndarray,
-    shape: tuple[int, int],
     unit: np.ndarray,
     boundary: np.ndarray | None,
-) -> np.ndarray:
-    """Connected components of the graph of neighbours whose end points are close."""
-    ny, nx = shape
-    dtype = np.int32 if ys.size < np.iinfo(np.int32).max else np.int64
-    index = np.full((ny + 2, nx + 2), -1, dtype=dtype)  # -1 = background or off-image
-    index[ys + 1, xs + 1] = np.arange(ys.size, dtype=dtype)
+) -> tuple[int, np.ndarray]:
+    """Connected components of the graph of neighbours whose end points are close.
+
+    ``ys, xs`` index the window of ``unit`` (``(2, H, W)``) and ``boundary``; returns the
+    number of components and the component (0..n-1) of each pixel.
+    """
+    ny, nx = unit.shape[1:]
+    index = np.full((ny + 2, nx + 2), -1, dtype=np.int32)  # -1 = background or off-window
+    index[ys + 1, xs + 1] = np.arange(ys.size, dtype=np.int32)
     edge = None if boundary is None else boundary[ys, xs] > 0.5
     uy, ux = unit[0][ys, xs], unit[1][ys, xs]
     rows, cols = [], []
@@ -295,38 +393,55 @@ def _link_components(
         cols.append(dst[link])
     r, c = np.concatenate(rows), np.concatenate(cols)
     graph = sparse.coo_matrix((np.ones(r.size, dtype=np.int8), (r, c)), shape=(ys.size,) * 2)
-    _, comp = connected_components(graph, directed=False)
-    labels = np.zeros(shape, dtype=np.int32)
-    labels[ys, xs] = comp + 1
-    return labels
+    return connected_components(graph, directed=False)
 
 
 def _drop_inconsistent(
-    labels: np.ndarray, flow: np.ndarray, ys: np.ndarray, xs: np.ndarray, threshold: float
+    labels: np.ndarray, flow: np.ndarray, threshold: float, block: int
 ) -> np.ndarray:
     """Remove masks whose flow differs from the recomputed one by more than ``threshold``.
 
     The error of a mask is the mean over its pixels of the squared length of
     ``flow / s - target``, with ``target`` the unit flow that
     :func:`~napari_cellseg.targets.omni.omni_targets` computes from the masks and ``s`` the
-    median flow length over the foreground pixels ``(ys, xs)`` (so the output scale does not
-    matter).
+    median flow length over the foreground (so the output scale does not matter). Each mask
+    is checked with the others whose bounding box starts in the same ``block``, on the union
+    of their boxes plus a one-pixel rim.
     """
     from napari_cellseg.targets.omni import omni_targets
 
-    target = omni_targets(labels)[:2, ys, xs]
-    pred = flow[:, ys, xs]
-    scale = float(np.median(np.hypot(pred[0], pred[1])))
-    if scale > 1e-6:
-        pred = pred / scale
-    lab = labels[ys, xs]
-    count = np.bincount(lab)
-    total = np.bincount(lab, weights=((pred - target) ** 2).sum(axis=0), minlength=count.size)
-    bad = total > threshold * count
-    bad[0] = False
+    ny, nx = labels.shape
+    lengths = []
+    for y0, y1, x0, x1 in _blocks((ny, nx), block):
+        inside = labels[y0:y1, x0:x1] > 0
+        lengths.append(np.hypot(flow[0, y0:y1, x0:x1][inside], flow[1, y0:y1, x0:x1][inside]))
+    scale = float(np.median(np.concatenate(lengths)))
+    inv = np.float32(1.0 / scale if scale > 1e-6 else 1.0)
+
+    boxes = ndi.find_objects(labels)
+    n = len(boxes)
+    found = np.array([b is not None for b in boxes], dtype=bool)
+    corner = np.array([(b[0].start, b[1].start) if b else (0, 0) for b in boxes]).reshape(-1, 2)
+    group = np.where(found, corner[:, 0] // block * -(-nx // block) + corner[:, 1] // block, -1)
+    bad = np.zeros(n + 1, dtype=bool)
+    for g in np.unique(group[group >= 0]):
+        ids = np.flatnonzero(group == g) + 1
+        y0 = max(min(boxes[i - 1][0].start for i in ids) - 1, 0)
+        y1 = min(max(boxes[i - 1][0].stop for i in ids) + 1, ny)
+        x0 = max(min(boxes[i - 1][1].start for i in ids) - 1, 0)
+        x1 = min(max(boxes[i - 1][1].stop for i in ids) + 1, nx)
+        lab = labels[y0:y1, x0:x1]
+        mine = np.zeros(n + 1, dtype=bool)
+        mine[ids] = True
+        sel = mine[lab]
+        target = omni_targets(lab)[:2, sel]
+        err = ((flow[:, y0:y1, x0:x1][:, sel] * inv - target) ** 2).sum(axis=0)
+        total = np.bincount(lab[sel], weights=err, minlength=n + 1)
+        count = np.bincount(lab[sel], minlength=n + 1)
+        bad[ids] = total[ids] > threshold * count[ids]
     if not bad.any():
         return labels
-    return np.where(bad[labels], 0, labels).astype(np.int32)
+    return np.where(bad[labels], 0, labels).astype(np.int32, copy=False)
 
 
 # --------------------------------------------------------------------------- unet, dcan
@@ -464,7 +579,10 @@ def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
         return labels.copy()
     small = np.bincount(labels.ravel()) < min_size
     small[0] = False
-    return np.where(small[labels], 0, labels).astype(labels.dtype)
+    out = labels.copy()
+    if small.any():
+        out[small[labels]] = 0
+    return out
 
 
 def fill_label_holes(labels: np.ndarray) -> np.ndarray:
@@ -504,7 +622,10 @@ def fill_label_holes(labels: np.ndarray) -> np.ndarray:
     fill[region_ids[single]] = neighbour[single]
     edge = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))
     fill[edge] = 0
-    return np.where(bg, fill[regions], labels).astype(labels.dtype)
+    out = labels.copy()
+    hole = (fill > 0)[regions]
+    out[hole] = fill[regions[hole]]
+    return out
 
 
 def renumber(labels: np.ndarray) -> np.ndarray:

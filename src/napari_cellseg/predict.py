@@ -239,7 +239,8 @@ class Segmenter:
                 norm[y : y + th, x0 : x0 + tw] += window
             if progress is not None:
                 progress(min(i + batch, len(starts)), len(starts))
-        return (acc / norm)[:, :h, :w]
+        acc /= norm
+        return acc[:, :h, :w]
 
     def named_outputs(self, raw_out: np.ndarray) -> dict[str, np.ndarray]:
         """Split raw network outputs into named maps (probabilities where applicable)."""
