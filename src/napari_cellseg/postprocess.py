@@ -28,11 +28,11 @@ apart at up to 2 px per step, and longer runs only let noise in the flows tear c
 default, splits irregular and bent cells whose skeletons collect at several separate sinks.)
 
 Everything but the foreground (a hysteresis threshold) and the final cleanup works on blocks
-of :data:`BLOCK` pixels, so the working memory does not grow with the image: a pixel moves at
-most one pixel per step, so its end point only depends on the flow within ``niter + 3``
-pixels; the components of each block are joined to those of its neighbours through the
-pixels on their common edges; and each mask's flow check looks only at the mask. The labels
-are the same whatever the block size.
+of :data:`BLOCK` pixels, so that besides the full-size inputs and label image the memory does
+not grow with the image: a pixel moves at most one pixel per step, so its end point only
+depends on the flow within ``niter + 3`` pixels; the components of each block are joined to
+those of its neighbours through the pixels on their common edges; and each mask's flow check
+looks only at the mask. The labels are the same whatever the block size.
 """
 
 from __future__ import annotations

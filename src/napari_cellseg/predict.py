@@ -4,9 +4,11 @@
 >>> result = seg.segment(image)                     # doctest: +SKIP
 >>> result.labels                                   # doctest: +SKIP
 
-The network runs on overlapping tiles (batched, blended with a smooth window) so memory stays
-bounded by the tile size; the reconstruction (:mod:`napari_cellseg.postprocess`) runs on the
-blended outputs and can be re-run with other parameters without running the network again.
+The network runs on overlapping tiles (batched, blended with a smooth window) so its working
+memory is bounded by the tile size; the reconstruction (:mod:`napari_cellseg.postprocess`)
+runs on the blended outputs, block by block for ``omni`` models, and can be re-run with other
+parameters without running the network again. Beyond the working memory, an image costs the
+full-size arrays of its outputs and labels: an 8192x8192 image segments in about 3 GB.
 """
 
 from __future__ import annotations
