@@ -47,6 +47,8 @@ from _peers import MASK_FILTER, OMNIPOSE, PeerFailed, omnipose_predict_cmd, omni
 # Measured by the issue on this machine: Omnipose's CLI, 50 BBBC039 images (18.1 MPix) in 108 s.
 ISSUE_OMNIPOSE_MPIX_S = 18.1 / 108
 ISSUE_OMNIPOSE_RSS_GB = 1.95
+#: Where bench/accuracy.py keeps the Omnipose model it trained on bbbc039/train.
+PEER_CACHE = BENCH_CACHE / "omnipose_bbbc039"
 
 
 def ours_model(name: str) -> Path:
@@ -68,7 +70,7 @@ def peer_model(given: Path | None, train_minutes: float, work: Path) -> Path:
     """Omnipose's model: the given one, the cached one, or one trained now (then cached)."""
     if given is not None:
         return given.resolve()
-    cached = BENCH_CACHE / "omnipose_bbbc039"
+    cached = PEER_CACHE
     meta_file = cached.with_name(cached.name + ".json")
     if cached.exists():
         meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}

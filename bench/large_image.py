@@ -1,7 +1,7 @@
 """One large image: time, peak memory and accuracy of ``cellseg predict`` vs Omnipose 1.1.4.
 
 The image is a mosaic of the ``bbbc039/val`` images (520x696, used in turn) filling
-``--size`` x ``--size`` pixels (default 8192: 67 MPix, about 18,000 nuclei), with the mosaic
+``--size`` x ``--size`` pixels (default 8192: 67 MPix, about 22,000 nuclei), with the mosaic
 of their masks as ground truth. Each command line segments it in a fresh process, timed from
 its start to its exit; its peak resident memory is measured, and a run that goes over
 ``--peer_max_gb`` or ``--peer_timeout`` is stopped and reported as such (Omnipose keeps whole-
@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BENCH_CACHE, bbbc039_pairs, evaluate_folder, result, run_measured  # noqa: E402
+from _common import bbbc039_pairs, evaluate_folder, result, run_measured  # noqa: E402
 from _peers import MASK_FILTER, OMNIPOSE, omnipose_predict_cmd  # noqa: E402
-from inference_speed import ours_model  # noqa: E402
+from inference_speed import PEER_CACHE, ours_model  # noqa: E402
 
 
 def write_mosaic(size: int, images: Path, truth: Path) -> int:
@@ -115,7 +115,7 @@ def main() -> None:
     if not ours["ok"]:
         sys.exit("our run failed")
 
-    peer_model = args.peer_model or BENCH_CACHE / "omnipose_bbbc039"
+    peer_model = args.peer_model or PEER_CACHE
     if args.skip_peer:
         ref = None
     elif not OMNIPOSE.available:

@@ -439,9 +439,7 @@ def _drop_inconsistent(
         total = np.bincount(lab[sel], weights=err, minlength=n + 1)
         count = np.bincount(lab[sel], minlength=n + 1)
         bad[ids] = total[ids] > threshold * count[ids]
-    if not bad.any():
-        return labels
-    return np.where(bad[labels], 0, labels).astype(np.int32, copy=False)
+    return _without(labels, bad) if bad.any() else labels
 
 
 # --------------------------------------------------------------------------- unet, dcan
@@ -579,9 +577,14 @@ def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
         return labels.copy()
     small = np.bincount(labels.ravel()) < min_size
     small[0] = False
+    return _without(labels, small)
+
+
+def _without(labels: np.ndarray, drop: np.ndarray) -> np.ndarray:
+    """A copy of ``labels`` with the objects ``i`` where ``drop[i]`` set to background."""
     out = labels.copy()
-    if small.any():
-        out[small[labels]] = 0
+    if drop.any():
+        out[drop[labels]] = 0
     return out
 
 
