@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -116,7 +117,7 @@ def test_train_until_stops_when_the_callback_says_so_or_runs_to_the_end(tmp_path
     cfg = _config(tmp_path, n_epochs=50)
     result = train_until(cfg, None, _items(cfg), on_event=lambda e: e.step == 4)
     assert result.stopped and result.epochs_done == 2
-    cfg = _config(tmp_path, n_epochs=2)
+    cfg = _config(tmp_path / "second", n_epochs=2)
     result = train_until(cfg, time.monotonic() + 600, _items(cfg))
     assert not result.stopped and result.epochs_done == 2
 
@@ -218,3 +219,47 @@ def test_a_short_grey_stack_is_frames_for_a_one_channel_model_and_rgb_is_one_ima
     assert rgb.shape == (1, 40, 50)
     (cyx,) = prepare_image(stack, TrainConfig(nchan=3), source="cyx.tif")
     assert cyx.shape == (3, 40, 50)
+
+
+def test_a_new_run_refuses_to_replace_a_trained_model_and_names_the_ways_on(tmp_path):
+    cfg = _config(tmp_path, n_epochs=1)
+    _run(train(cfg, _items(cfg)))
+    trained = (tmp_path / "m.pt").read_bytes()
+    with pytest.raises(CellsegError) as err:
+        _run(train(_config(tmp_path, n_epochs=1), _items(cfg)))
+    message = str(err.value)
+    assert f"{tmp_path / 'm.pt'} already exists" in message
+    assert "--resume" in message and "--pretrained_model" in message
+    assert (tmp_path / "m.pt").read_bytes() == trained
+
+
+def test_temporaries_of_a_killed_checkpoint_write_are_removed_at_the_next_start(tmp_path):
+    stale = [tmp_path / ".m.pt.0123abcd.tmp", tmp_path / ".m.yaml.89abcdef.tmp.yaml"]
+    others = [tmp_path / ".n.pt.0123abcd.tmp", tmp_path / "notes.tmp"]
+    for path in stale + others:
+        path.write_bytes(b"half a file")
+    cfg = _config(tmp_path, n_epochs=1)
+    _run(train(cfg, _items(cfg)))
+    assert not any(p.exists() for p in stale)
+    assert all(p.read_bytes() == b"half a file" for p in others)
+    assert load_checkpoint(tmp_path / "m.pt").epoch == 1
+
+
+def test_resuming_with_other_epochs_says_how_the_schedule_changes_and_the_clock_goes_on(tmp_path):
+    cfg = _config(tmp_path, n_epochs=4)
+    gen = train(cfg, _items(cfg))
+    for event in gen:
+        if event.kind == "epoch" and event.epoch == 2:
+            gen.close()
+    resumed = _config(tmp_path, n_epochs=6, resume=str(tmp_path / "m.pt"))
+    with pytest.warns(UserWarning, match=r"after epoch 2 with --n_epochs 4 -> 6: .* from 0\.00"):
+        _run(train(resumed, _items(resumed)))
+    with open(tmp_path / "m.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    elapsed = [float(r["elapsed_s"]) for r in rows]
+    assert all(b > a for a, b in zip(elapsed, elapsed[1:])), elapsed
+    same = _config(tmp_path, n_epochs=6, resume=str(tmp_path / "m.pt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same schedule: nothing to say
+        _run(train(same, _items(same)))

@@ -40,7 +40,7 @@ def save_outline_png(path: str | Path, image: np.ndarray, labels: np.ndarray) ->
     """Write :func:`outline_rgb` as a PNG (atomically) and return its path."""
     from PIL import Image
 
-    from napari_cellseg.io.images import atomic_path
+    from napari_cellseg.io.outputs import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -29,6 +29,7 @@ from napari_cellseg import __version__
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.data import NORMALIZATION, CropMaker, TrainItem, load_items, tune_allocator
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.io.outputs import remove_stale_temporaries
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,8 @@ def train(
     from napari_cellseg.models.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 
     config.validate()
+    model_path = Path(config.resume or config.model or default_model_path(config))
+    _check_outputs(config, model_path)
     if items is None:
         if not config.dir:
             raise CellsegError("no training data: pass --dir (or --train_data)")
@@ -322,6 +325,7 @@ def train(
         model.load_state_dict(resume_ckpt.state_dict)
         start_epoch = int(resume_ckpt.epoch or 0)
         history = list(resume_ckpt.meta.get("history", []))
+        _warn_schedule_change(config, resume_ckpt.meta.get("training") or {}, start_epoch)
     elif config.pretrained_model:
         from napari_cellseg.models.builtin import resolve_model
 
@@ -345,8 +349,8 @@ def train(
     if resume_ckpt is not None and resume_ckpt.optimizer_state:
         optimizer.load_state_dict(resume_ckpt.optimizer_state)
 
-    model_path = Path(config.resume or config.model or default_model_path(config))
     model_path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(_written_files(config, model_path))
     logger = _Logger(config, model_path)
 
     n_per_epoch = crops_per_epoch(config, len(items))
@@ -360,6 +364,7 @@ def train(
 
     step = start_epoch * steps_per_epoch
     t0 = time.perf_counter()
+    elapsed_before = float(history[-1].get("elapsed_s", 0.0)) if history else 0.0
     first_step = step
     epoch = start_epoch
     last_loss, last_val = float("nan"), None
@@ -447,7 +452,7 @@ def train(
                 "loss": mean_loss,
                 "val_loss": last_val,
                 "lr": lr,
-                "elapsed_s": time.perf_counter() - t0,
+                "elapsed_s": elapsed_before + time.perf_counter() - t0,
                 **parts_mean,
             }
             history.append(record)
@@ -484,6 +489,65 @@ def train(
         logger.close()
         batches = None  # shuts the loader's worker processes down
     return TrainResult(model_path, epoch, last_loss, last_val, stopped, history)
+
+
+def _written_files(config: TrainConfig, model_path: Path) -> list[Path]:
+    """The files a run writes atomically: the model, its yaml and per-epoch copies."""
+    files = [model_path, model_path.with_suffix(".yaml")]
+    if config.save_each:
+        for epoch in range(1, config.n_epochs + 1):
+            copy = model_path.with_name(f"{model_path.stem}_epoch_{epoch:04d}.pt")
+            files += [copy, copy.with_suffix(".yaml")]
+    return files
+
+
+def _check_outputs(config: TrainConfig, model_path: Path) -> None:
+    """Refuse a new run whose model, yaml or CSV log would replace existing files.
+
+    A resumed run continues its own files.
+    """
+    if config.resume:
+        return
+    csv_path = Path(config.csv_log) if config.csv_log else model_path.with_suffix(".csv")
+    if model_path.exists():
+        raise CellsegError(
+            f"{model_path} already exists and a new run would replace it. Continue its training "
+            f"with --resume {model_path}, fine-tune it into a new file with --pretrained_model "
+            f"{model_path} --model <new name>, or give --model another name. Nothing was written"
+        )
+    if model_path.with_suffix(".yaml").exists():
+        raise CellsegError(
+            f"{model_path.with_suffix('.yaml')} already exists and a new run would write the "
+            "description of its model there: give --model another name. Nothing was written"
+        )
+    if csv_path.exists():
+        raise CellsegError(
+            f"the CSV log {csv_path} already exists and a new run would replace it: give "
+            "--csv_log another name (or --resume the run it belongs to). Nothing was written"
+        )
+
+
+def _warn_schedule_change(config: TrainConfig, stored: dict[str, Any], epochs_done: int) -> None:
+    """Say so when a resumed run's learning-rate schedule is not the interrupted run's."""
+    import dataclasses
+    import warnings
+
+    flags = {
+        "n_epochs": "--n_epochs",
+        "learning_rate": "--learning_rate",
+        "warmup_epochs": "--warmup_epochs",
+    }
+    old = {k: stored[k] for k in flags if k in stored and stored[k] != getattr(config, k)}
+    if old:
+        changed = [f"{flags[k]} {v} -> {getattr(config, k)}" for k, v in old.items()]
+        was = _lr_at(dataclasses.replace(config, **old), epochs_done)
+        now = _lr_at(config, epochs_done)
+        warnings.warn(
+            f"resuming after epoch {epochs_done} with {', '.join(changed)}: the learning-rate "
+            f"schedule is recomputed for the new settings, so the rate goes from {was:.3g} "
+            f"(the interrupted run's) to {now:.3g} at this epoch",
+            stacklevel=3,
+        )
 
 
 def train_until(

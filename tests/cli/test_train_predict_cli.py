@@ -126,26 +126,30 @@ def test_predict_writes_outlines_png_and_float_flows(trained, images, tmp_path):
     assert np.isfinite(flows).all() and flows.std() > 0
 
 
-def test_predict_refuses_to_write_over_the_input_masks(trained, images, capsys):
-    originals = {p: p.read_bytes() for p in images.glob("*_masks.tif")}
-    assert len(originals) == 2
+def test_predict_refuses_the_input_folder_as_output(trained, images, capsys):
+    before = {p.name: p.read_bytes() for p in images.iterdir()}
     argv = ["predict", "--model", str(trained / "models" / "tiny.pt"), "--dir", str(images)]
     assert main([*argv, "--output", str(images)]) == 2
     err = capsys.readouterr().err
-    assert f"{images.resolve() / 'nuclei_000_masks.tif'} is an input file" in err
+    assert f"--output {images.resolve()} is the folder of the input images" in err
     assert "Traceback" not in err
-    assert {p: p.read_bytes() for p in images.glob("*_masks.tif")} == originals
-    assert sorted(p.name for p in images.iterdir()) == sorted(
-        [*(p.name for p in originals), "nuclei_000.tif", "nuclei_001.tif"]
-    )
+    assert {p.name: p.read_bytes() for p in images.iterdir()} == before
 
 
-def test_predict_checks_every_output_before_writing_any(trained, images, capsys):
-    (images / "nuclei_000_masks.tif").unlink()  # only the second image's masks would clash
+def test_predict_checks_every_output_before_writing_any(trained, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "nuclei_001_masks.tif").write_bytes(b"the user's own masks")  # only one clashes
     argv = ["predict", "--model", str(trained / "models" / "tiny.pt"), "--dir", str(images)]
-    assert main([*argv, "--output", str(images)]) == 2
-    assert "nuclei_001_masks.tif is an input file" in capsys.readouterr().err
-    assert not (images / "nuclei_000_masks.tif").exists()
+    assert main([*argv, "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "1 output file already exists and would be replaced" in err
+    assert "nuclei_001_masks.tif" in err and "--overwrite" in err
+    assert sorted(p.name for p in out.iterdir()) == ["nuclei_001_masks.tif"]
+    assert (out / "nuclei_001_masks.tif").read_bytes() == b"the user's own masks"
+    assert main([*argv, "--output", str(out), "--overwrite"]) == 0
+    assert tifffile.imread(out / "nuclei_001_masks.tif").shape == (72, 88)
+    assert (out / "nuclei_000_masks.tif").is_file()
 
 
 def test_evaluate_scores_the_predictions_against_the_truth(trained, images, tmp_path, capsys):
@@ -253,3 +257,36 @@ def test_train_evaluate_needs_a_validation_folder(tmp_path, capsys):
     code = main(["train", "--dir", str(tmp_path), "--evaluate"])
     assert code == 2
     assert "--test_dir" in capsys.readouterr().err
+
+
+def test_predict_goes_on_past_a_corrupt_image_and_lists_it_at_the_end(trained, images, tmp_path):
+    (images / "broken.tif").write_bytes(b"II*\x00" + b"\x00" * 20)  # a TIFF header, no image
+    argv = ["predict", "--model", str(trained / "models" / "tiny.pt"), "--dir", str(images)]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main([*argv, "--output", str(tmp_path / "out")])
+    assert code == 1
+    assert "1 of 3 image(s) failed and have no masks" in err.getvalue()
+    assert f"{images / 'broken.tif'}:" in err.getvalue() and "Traceback" not in err.getvalue()
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["nuclei_000_masks.tif", "nuclei_001_masks.tif"]
+    assert tifffile.imread(tmp_path / "out" / "nuclei_001_masks.tif").max() >= 0
+    # --strict stops at the first failure ("broken" sorts first): nothing is written
+    with contextlib.redirect_stderr(io.StringIO()) as strict_err:
+        assert main([*argv, "--output", str(tmp_path / "strict"), "--strict"]) == 2
+    assert "--strict" in strict_err.getvalue()
+    assert not (tmp_path / "strict").exists()
+
+
+def test_evaluate_csv_is_written_new_or_with_overwrite(trained, images, tmp_path, capsys):
+    csv_path = tmp_path / "scores.csv"
+    argv = ["evaluate", "--pred", str(images), "--gt", str(images), "--csv", str(csv_path)]
+    assert main(argv) == 0
+    first = csv_path.read_text()
+    assert first.startswith("name,pred,gt,") and first.count("\n") == 3
+    csv_path.write_text("my notes\n")
+    assert main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert csv_path.read_text() == "my notes\n"
+    assert main([*argv, "--overwrite"]) == 0
+    assert csv_path.read_text() == first

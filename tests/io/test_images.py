@@ -15,7 +15,6 @@ from PIL import Image
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.io.images import (
     as_labels,
-    atomic_path,
     is_stack,
     iter_frames,
     read_image,
@@ -166,26 +165,6 @@ def test_writing_image_in_a_format_that_cannot_hold_it_is_refused(tmp_path):
 
 
 # --------------------------------------------------------------------------- atomic writes
-
-
-def test_atomic_path_replaces_the_file_only_on_success(tmp_path):
-    target = tmp_path / "out.txt"
-    target.write_text("old")
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
-        tmp.write_text("half")
-        raise RuntimeError("writer crashed")
-    assert target.read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
-    with atomic_path(target) as tmp:
-        assert tmp.parent == tmp_path and tmp.suffix == ".txt" and not tmp.exists()
-        tmp.write_text("new")
-    assert target.read_text() == "new"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
-
-
-def test_atomic_path_into_missing_folder_names_the_folder(tmp_path):
-    with pytest.raises(CellsegError, match="does not exist"), atomic_path(tmp_path / "no" / "x"):
-        pass
 
 
 def test_failed_mask_write_keeps_the_previous_file(tmp_path):

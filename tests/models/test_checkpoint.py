@@ -310,3 +310,22 @@ def test_export_keeps_weights_and_description_and_drops_the_training_state(tmp_p
     full = load_checkpoint(src)
     assert all(torch.equal(full.state_dict[k], v) for k, v in slim.state_dict.items())
     assert (tmp_path / "slim" / "nuclei.yaml").is_file()
+
+
+@pytest.mark.parametrize(
+    "dump",
+    [
+        lambda f: pickle.dump({"weights": [1.0, 2.0]}, f, protocol=4),
+        lambda f: pickle.dump({"state": {"w": 1}}, f, protocol=5),
+    ],
+)
+def test_a_pickle_that_is_not_a_weights_file_gets_our_message_not_torchs(tmp_path, dump):
+    path = tmp_path / "foreign.pt"
+    with open(path, "wb") as f:
+        dump(f)
+    with pytest.raises(CellsegError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert message.startswith(f"refused to load {path}") and "could run code" in message
+    # torch's own text invites an unrestricted load: it must never reach the user
+    assert "weights_only" not in message and "will likely succeed" not in message

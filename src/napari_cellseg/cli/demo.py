@@ -20,7 +20,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", default="cellseg-demo", help="working folder (default: %(default)s)")
+    p.add_argument(
+        "--out",
+        default="cellseg-demo",
+        help="working folder (default: %(default)s); when it is not empty, the first free "
+        "<out>-2, <out>-3, ... is used instead, so nothing in it is replaced",
+    )
     p.add_argument(
         "--kind", default="bacteria", choices=("bacteria", "nuclei"), help="synthetic data to use"
     )
@@ -53,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_cellseg.io.datasets import discover
     from napari_cellseg.qc import qc_dataset
 
-    out = Path(args.out).resolve()
+    out = _fresh_folder(Path(args.out).resolve())
     train_dir, test_dir = out / "train", out / "test"
     print(
         f"[1/4] generating {args.n_train} training + {args.n_test} held-out synthetic "
@@ -76,6 +81,21 @@ def run(args: argparse.Namespace) -> int:
     model_path = _train(args, train_dir, out)
     _segment_and_score(model_path, test_dir, out)
     return 0
+
+
+def _fresh_folder(out: Path) -> Path:
+    """``out`` if it is new or empty, else the first free ``<out>-2``, ``<out>-3``, ...
+
+    The demo writes a whole dataset, a model and predictions: it never writes into a folder
+    that already holds files (an earlier demo's model, or anything else of the user's).
+    """
+    candidate, n = out, 1
+    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        n += 1
+        candidate = out.with_name(f"{out.name}-{n}")
+    if candidate != out:
+        print(f"      {out} is not empty; this run writes to {candidate} instead")
+    return candidate
 
 
 def _train(args: argparse.Namespace, train_dir: Path, out: Path) -> Path:

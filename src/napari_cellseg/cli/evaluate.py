@@ -70,6 +70,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="print a JSON object (summary, per-image rows, unmatched files) instead of tables",
     )
     parser.add_argument("--csv", type=Path, metavar="FILE", help="write the per-image rows as CSV")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --csv file (never one of the mask files read)",
+    )
     return parser
 
 
@@ -81,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
     pairs, unmatched_pred, unmatched_gt = pair_files(
         args.pred, args.gt, args.pred_filter, args.gt_filter
     )
+    if args.csv is not None:  # checked before any work, so that a refusal writes nothing
+        from napari_cellseg.io.outputs import refuse_existing, refuse_inputs
+
+        inputs = [p for _, pred, gt in pairs for p in (pred, gt)] + unmatched_pred + unmatched_gt
+        refuse_inputs([args.csv], inputs, "--csv")
+        refuse_existing([args.csv], overwrite=args.overwrite, what="CSV file")
     _warn_unmatched(unmatched_pred, f"predicted files in {args.pred} without ground truth")
     _warn_unmatched(unmatched_gt, f"ground-truth files in {args.gt} without a prediction")
 
@@ -198,7 +209,7 @@ def _warn_unmatched(paths: list[Path], what: str) -> None:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    from napari_cellseg.io.images import atomic_path
+    from napari_cellseg.io.outputs import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_cellseg.errors import CellsegError
-
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``cellseg make-weights``."""
@@ -38,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from napari_cellseg.io import datasets
     from napari_cellseg.io.images import write_image
+    from napari_cellseg.io.outputs import refuse_existing, refuse_inputs
     from napari_cellseg.targets.weights import (
         estimate_seg2D_classweights,
         seg_weights,
@@ -47,12 +46,9 @@ def run(args: argparse.Namespace) -> int:
     ds = datasets.discover(args.dir)
     out = Path(args.output) if args.output else Path(ds.root) / "wei"
     targets = {s: out / f"{s.name}.tif" for s in ds.samples}
-    existing = [p for p in targets.values() if p.exists()]
-    if existing and not args.overwrite:
-        raise CellsegError(
-            f"{len(existing)} weight file(s) already exist in {out} (e.g. {existing[0].name}); "
-            "pass --overwrite to replace them"
-        )
+    inputs = [p for s in ds.samples for p in (s.image, s.mask) if p is not None]
+    refuse_inputs(targets.values(), inputs, "--output")
+    refuse_existing(targets.values(), overwrite=args.overwrite, what="weight file")
     masks = {s: datasets.load_mask(s) for s in ds.samples}
     out.mkdir(parents=True, exist_ok=True)
     if args.weight_map == "seg_weights_2D":

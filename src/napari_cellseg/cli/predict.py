@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "predict",
         help="segment images with a trained or built-in model",
         description="Segment every image of a folder. Writes <base>_masks.tif per image into "
-        "--output (never over an input file).",
+        "--output, a folder other than the input folder; files already there are replaced "
+        "only with --overwrite. An image that cannot be read or segmented is reported at the "
+        "end (exit status 1) and the others are still written.",
     )
     p.add_argument(
         "--model",
@@ -27,6 +30,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dir", "--test_data", dest="dir", required=True, help="folder of images")
     p.add_argument(
         "--output", "--savedir", dest="output", help="output folder (default: <dir>/cellseg_masks)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace output files that already exist (never an input file)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first image that fails (default: go on, list the failures at the "
+        "end and exit with status 1)",
     )
     p.add_argument("--img_filter", default="", help="image name suffix, e.g. _img")
     p.add_argument("--look_one_level_down", action="store_true", help="also read subfolders")
@@ -98,11 +112,11 @@ def _postprocess_params(args: argparse.Namespace, arch: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Segment each image and write its masks."""
+    """Segment each image and write its masks; 1 if some images failed, 0 if none did."""
     from tqdm import tqdm
 
     from napari_cellseg.io import datasets
-    from napari_cellseg.io.images import write_mask
+    from napari_cellseg.io.outputs import refuse_existing
     from napari_cellseg.predict import Segmenter
 
     model = args.model or args.config
@@ -110,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         raise CellsegError("pass --model MODEL (a model file, its yaml, or a built-in name)")
     src = Path(args.dir).expanduser().resolve()
     out = Path(args.output).expanduser().resolve() if args.output else src / "cellseg_masks"
+    if out.exists() and not out.is_dir():
+        raise CellsegError(f"--output {out} is a file; give a folder for the mask files")
     ds = datasets.discover(
         src,
         "omnipose",
@@ -119,16 +135,18 @@ def run(args: argparse.Namespace) -> int:
     )
     if not ds.samples:
         raise CellsegError(f"no images found in {src}")
-    inputs = {s.image.resolve() for s in ds.samples} | {
-        s.mask.resolve() for s in ds.samples if s.mask is not None
-    }
-    bases = {s: s.name.replace("/", "_") for s in ds.samples}
-    clash = [out / f"{b}_masks.tif" for b in bases.values()]
-    clash = [t for t in clash if t.resolve() in inputs]
-    if clash:  # checked before any work, so that nothing is written
+    if out == src or out in {s.image.resolve().parent for s in ds.samples}:
         raise CellsegError(
-            f"{clash[0]} is an input file; choose another --output (or move the masks away)"
+            f"--output {out} is the folder of the input images: masks written there would look "
+            "like annotations of a training set. Choose another folder (the default is "
+            f"{src / 'cellseg_masks'})"
         )
+    outputs = {s: _outputs(out, s.name.replace("/", "_"), args) for s in ds.samples}
+    refuse_existing(
+        [p for paths in outputs.values() for p in paths.values()],
+        overwrite=args.overwrite,
+        fix="pass --overwrite to replace them, or choose another --output",
+    )
     seg = Segmenter.from_file(
         model,
         device="auto" if args.use_gpu else args.device,
@@ -137,25 +155,57 @@ def run(args: argparse.Namespace) -> int:
         diameter=args.diameter,
     )
     params = _postprocess_params(args, seg.arch)
-    out.mkdir(parents=True, exist_ok=True)
-    written = 0
+    written, failed = 0, []
     for sample in tqdm(ds.samples, unit="image", desc="predict", dynamic_ncols=True):
-        raw = datasets.load_image(sample)
-        results = list(
-            seg.segment_raw(raw, channel_axis=args.channel_axis, source=str(sample.image), **params)
-        )
-        labels = results[0].labels if len(results) == 1 else np.stack([r.labels for r in results])
-        write_mask(out / f"{bases[sample]}_masks.tif", labels)
+        try:
+            _segment_one(seg, sample, outputs[sample], args, params)
+        except CellsegError as err:
+            if args.strict:
+                raise CellsegError(f"{err} (stopped at the first failure: --strict)") from err
+            failed.append(f"{sample.image}: {err}")
+            continue
         written += 1
-        if args.save_flows:
-            _write_flows(out / f"{bases[sample]}_flows.tif", results)
-        if args.save_png:
-            from napari_cellseg.overlay import save_outline_png
-
-            frame = seg.prepare(raw, channel_axis=args.channel_axis)[0]
-            save_outline_png(out / f"{bases[sample]}_outlines.png", frame, results[0].labels)
     print(f"wrote {written} mask file(s) to {out}")
+    if failed:
+        listed = "\n".join(f"  {line}" for line in failed)
+        print(
+            f"cellseg predict: {len(failed)} of {len(ds.samples)} image(s) failed and have no "
+            f"masks:\n{listed}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _outputs(out: Path, base: str, args: argparse.Namespace) -> dict[str, Path]:
+    """The files written for one image: masks, and flows / outlines when asked for."""
+    paths = {"masks": out / f"{base}_masks.tif"}
+    if args.save_flows:
+        paths["flows"] = out / f"{base}_flows.tif"
+    if args.save_png:
+        paths["outlines"] = out / f"{base}_outlines.png"
+    return paths
+
+
+def _segment_one(seg, sample, paths: dict[str, Path], args: argparse.Namespace, params) -> None:
+    """Segment one image and write its files (the output folder is made at the first)."""
+    from napari_cellseg.io import datasets
+    from napari_cellseg.io.images import write_mask
+
+    raw = datasets.load_image(sample)
+    results = list(
+        seg.segment_raw(raw, channel_axis=args.channel_axis, source=str(sample.image), **params)
+    )
+    labels = results[0].labels if len(results) == 1 else np.stack([r.labels for r in results])
+    paths["masks"].parent.mkdir(parents=True, exist_ok=True)
+    write_mask(paths["masks"], labels)
+    if "flows" in paths:
+        _write_flows(paths["flows"], results)
+    if "outlines" in paths:
+        from napari_cellseg.overlay import save_outline_png
+
+        frame = seg.prepare(raw, channel_axis=args.channel_axis)[0]
+        save_outline_png(paths["outlines"], frame, results[0].labels)
 
 
 def _write_flows(path: Path, results) -> None:

@@ -21,7 +21,6 @@ from napari_cellseg.io.images import (
     IMAGE_EXTENSIONS,
     MASK_EXTENSIONS,
     as_labels,
-    atomic_path,
     is_stack,
     iter_frames,
     read_image,
@@ -40,6 +39,7 @@ from napari_cellseg.io.links import (
     validate_links,
     write_links,
 )
+from napari_cellseg.io.outputs import atomic_path, refuse_existing, refuse_inputs
 
 __all__ = [
     "CONVENTIONS",
@@ -66,6 +66,8 @@ __all__ = [
     "read_mask_page",
     "read_shape",
     "read_tiff_page",
+    "refuse_existing",
+    "refuse_inputs",
     "tiff_page_count",
     "to_cyx",
     "validate_links",

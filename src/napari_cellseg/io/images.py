@@ -3,7 +3,8 @@
 Everything a user can get wrong with a file (missing, unknown extension, truncated or not an
 image at all, float or colour masks) raises :class:`~napari_cellseg.errors.CellsegError` with a
 message that names the file and says what to do. Files are written atomically through
-:func:`atomic_path`, so a failed write never leaves a half-written file behind.
+:func:`~napari_cellseg.io.outputs.atomic_path`, so a failed write never leaves a half-written
+file behind.
 
 Channel layout heuristic (:func:`to_cyx`, :func:`is_stack`, :func:`iter_frames`)
 --------------------------------------------------------------------------------
@@ -25,9 +26,7 @@ frames.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ import tifffile
 from PIL import Image
 
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.io.outputs import atomic_path
 
 TIFF_EXTENSIONS = (".tif", ".tiff")
 PIL_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -46,62 +46,6 @@ _INT32_MAX = np.iinfo(np.int32).max
 _UINT16_MAX = np.iinfo(np.uint16).max
 _UINT32_MAX = np.iinfo(np.uint32).max
 _PIL_TO_RGB = ("CMYK", "YCbCr", "LAB", "HSV")
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Give a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
-
-    The temporary file lives in the destination folder (so :func:`os.replace` is atomic), is
-    hidden (``.<name>.<random>.tmp<suffix>``) and keeps the destination's suffix, so writers
-    that pick the format from the extension still work. On success it is flushed to disk and
-    replaces ``path``; on any exception it is removed and ``path`` is left untouched.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The final destination.
-
-    Yields
-    ------
-    pathlib.Path
-        Where to write; it does not exist yet.
-
-    Raises
-    ------
-    CellsegError
-        If the destination folder is missing, ``path`` is a folder, or the operating system
-        refuses the write (permissions, disk full).
-
-    Examples
-    --------
-    >>> with atomic_path("out/cells_masks.tif") as tmp:  # doctest: +SKIP
-    ...     tifffile.imwrite(tmp, labels)
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise CellsegError(f"cannot write {path}: the folder {path.parent} does not exist")
-    if path.is_dir():
-        raise CellsegError(f"cannot write {path}: it is a folder; give a file name")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise CellsegError(
-            f"could not write {path}: {exc}; check that the folder is writable and has space"
-        ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
 
 
 # --------------------------------------------------------------------------- reading

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.io.images import atomic_path
+from napari_cellseg.io.outputs import atomic_path
 
 LINKS_SUFFIX = "_links.txt"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +32,7 @@ import yaml
 
 from napari_cellseg import __version__
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.io.outputs import atomic_path
 from napari_cellseg.models import ModelSpec, build_model
 
 FORMAT = "napari-cellseg"
@@ -126,16 +127,8 @@ def set_rng_state(state: dict[str, Any], generator: np.random.Generator | None =
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write ``path`` through a temporary file in its folder, then ``os.replace`` it."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        write(f)
 
 
 def save_checkpoint(
@@ -262,19 +255,33 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> Ch
             "by `cellseg train`, or the .yaml beside it)"
         )
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it may not read
+            warnings.simplefilter("ignore", UserWarning)
+            data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        # torch's restricted unpickler names the object (GLOBAL) it will not create
-        if "GLOBAL" in str(exc) or "allowlist" in str(exc):
-            raise CellsegError(
-                f"refused to load {path}: it is not a napari-cellseg model file but holds "
-                "python objects that could run code when loaded. Use model files written by "
-                "`cellseg train` from a source you trust"
-            ) from exc
-        raise _not_a_model(path, str(exc).splitlines()[0]) from exc
+        # torch's restricted unpickler refused the file; its own text suggests loading it
+        # unrestricted, which is exactly what must not happen with a file of unknown origin
+        if not _starts_like_a_pickle(path):
+            raise _not_a_model(path, _DAMAGED) from exc
+        raise CellsegError(
+            f"refused to load {path}: it is not a napari-cellseg model file but a python "
+            "pickle that the safe loader does not accept (a pickle could run code when "
+            "loaded), so none of it was read. Use model files written by `cellseg train` "
+            "from a source you trust"
+        ) from exc
     except Exception as exc:  # torch raises many types for files it cannot parse
-        raise _not_a_model(path, str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+        raise _not_a_model(path, _DAMAGED) from exc
     return _checkpoint_from_dict(path, data)
+
+
+_DAMAGED = "it is not a PyTorch file, or it is truncated or damaged"
+
+
+def _starts_like_a_pickle(path: Path) -> bool:
+    """True if the file starts as a pickle of protocol 2 or later (or a torch zip) does."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return head[:1] == b"\x80" or head == b"PK"
 
 
 def _not_a_model(path: Path, why: str) -> CellsegError:
