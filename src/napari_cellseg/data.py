@@ -173,6 +173,8 @@ def make_items(
     CellsegError
         For float labels, shape mismatches or channel problems, naming the sample.
     """
+    from napari_cellseg.io.datasets import pair_problem
+
     names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
     if len(images) != len(labels):
         raise CellsegError(f"{len(images)} images but {len(labels)} label arrays")
@@ -189,23 +191,23 @@ def make_items(
             )
         if lab.size and lab.min() < 0:
             raise CellsegError(f"{name}: labels contain negative values; labels must be >= 0")
-        frames = prepare_image(np.asarray(raw), config, source=name)
+        raw = np.asarray(raw)
+        problem = pair_problem(
+            raw.shape,
+            lab.shape,
+            channel_axis=config.channel_axis,
+            nchan=None if config.chan else config.nchan,
+        )
+        if problem:
+            raise CellsegError(f"{name}: {problem}")
+        frames = prepare_image(raw, config, source=name)
         lab_frames = [lab] if lab.ndim == 2 else list(lab)
-        if len(frames) != len(lab_frames):
-            raise CellsegError(
-                f"{name}: {len(frames)} image frame(s) but {len(lab_frames)} label frame(s)"
-            )
         w = None if weights is None else weights[i]
         w_frames = [None] * len(frames) if w is None else ([w] if w.ndim == 2 else list(w))
         pair_links = frozenset(
             (int(min(a, b)), int(max(a, b))) for a, b in ((links[i] if links else None) or ())
         )
         for k, (img, lb, wf) in enumerate(zip(frames, lab_frames, w_frames)):
-            if img.shape[1:] != lb.shape:
-                raise CellsegError(
-                    f"{name}: image is {img.shape[1]}x{img.shape[2]} but labels are "
-                    f"{lb.shape[0]}x{lb.shape[1]}; they must have the same size"
-                )
             label_frame = np.ascontiguousarray(lb, dtype=np.int32)
             scale = 1.0
             if config.diameter > 0:

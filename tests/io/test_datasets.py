@@ -224,7 +224,10 @@ def test_shape_mismatch_is_found_from_headers_and_on_load(tmp_path):
     with pytest.raises(CellsegError, match=r"1 sample .* B \(image \(8, 12\), mask \(8, 10\)\)"):
         check_shapes(dataset)
     load_sample(dataset.samples[0])
-    with pytest.raises(CellsegError, match=r"sample B: image .*B\.tif has shape \(8, 12\)"):
+    expected = r"sample B: image .*B\.tif and mask .*B_masks\.tif do not fit: the mask has shape"
+    with pytest.raises(
+        CellsegError, match=expected + r" \(8, 10\) but its image has shape \(8, 12\)"
+    ):
         load_sample(dataset.samples[1])
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.io.images import (
     as_labels,
+    frame_layout,
     is_stack,
     iter_frames,
     read_image,
@@ -383,3 +384,19 @@ def test_io_imports_neither_torch_nor_napari_nor_qt():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(20, 30), (3, 20, 30), (20, 30, 3), (5, 20, 30), (1, 1, 20, 30), (7, 3, 20, 30),
+     (7, 20, 30, 3), (2, 20, 30), (20, 30, 4), (3, 20, 30, 2)],
+)  # fmt: skip
+@pytest.mark.parametrize("nchan", [None, 1])
+def test_frame_layout_splits_a_shape_as_iter_frames_splits_the_array(shape, nchan):
+    try:
+        frames = list(iter_frames(np.zeros(shape, np.uint8), None, nchan))
+    except CellsegError:
+        frames = None
+    if frames is None or any(f.shape[0] != (nchan or f.shape[0]) for f in frames):
+        return  # a channel-count refusal: iter_frames checks channels, frame_layout does not
+    assert frame_layout(shape, None, nchan) == (len(frames), frames[0].shape[1:])

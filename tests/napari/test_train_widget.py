@@ -126,6 +126,22 @@ def test_a_semantic_mask_blocks_the_start_and_leads_to_the_qc_widget(viewer, tra
     assert qc.rows and {row.problem.check for row in qc.rows} >= {"semantic_mask"}
 
 
+def test_labels_with_more_frames_than_the_image_block_the_start_at_the_qc_gate(
+    viewer, train, notes, tmp_path
+) -> None:
+    labels = viewer.layers["cells_masks"].data
+    viewer.layers.remove("cells_masks")
+    viewer.add_labels(np.stack([labels] * 3), name="cells_masks")  # 3 frames for a 2D image
+    train.set_pairs([Pair("cells_masks", "cells", "train", True)])
+
+    assert not train.start()
+
+    assert not train.busy
+    (error,) = [m for m in notes.errors() if "blocking annotation problem" in m]
+    assert "'cells_masks' has shape (3, 64, 64) but 'cells' holds 1 frame(s) of 64x64" in error
+    assert not (tmp_path / "model.pt").exists()
+
+
 def test_warnings_are_shown_and_the_user_may_go_on(qtbot, viewer, train, notes) -> None:
     labels = viewer.layers["cells_masks"].data.copy()
     labels[0:2, 60:62] = 1  # a 4-pixel fragment of label 1

@@ -18,6 +18,7 @@ import argparse
 import json
 from collections import Counter
 
+from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.qc.checks import DEFAULT_MAX_GAP, DEFAULT_MIN_SIZE
 from napari_cellseg.qc.report import CHECKS, SEVERITY, QCReport
@@ -64,6 +65,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--look_one_level_down", action="store_true", help="Omnipose: also read subfolders"
+    )
+    p.add_argument(
+        "--nchan",
+        "--channels",
+        type=int,
+        default=TrainConfig.nchan,
+        help="channels per image, as for `cellseg train`: with 1 a short (k, Y, X) image is k "
+        "frames, each needing its own mask frame (default: %(default)s)",
+    )
+    p.add_argument(
+        "--channel_axis",
+        type=int,
+        default=None,
+        help="axis of the images that holds the channels, as for `cellseg train`",
     )
     p.add_argument(
         "--links",
@@ -128,13 +143,18 @@ def run(args: argparse.Namespace) -> int:
         "max_gap": args.max_gap,
         "blobs": {"auto": None, "yes": True, "no": False}[args.blobs],
     }
-    results = qc_dataset(dataset, **params)
+    results = qc_dataset(dataset, nchan=args.nchan, channel_axis=args.channel_axis, **params)
     reports = [report for _, report in results]
     blocking = sum(r.blocking for r in reports)
     fixed = None
     if args.fix:
         summary = fix_dataset(dataset, args.fix, **params)
-        after = qc_dataset(discover(summary.out, dataset.convention, **layout), **params)
+        after = qc_dataset(
+            discover(summary.out, dataset.convention, **layout),
+            nchan=args.nchan,
+            channel_axis=args.channel_axis,
+            **params,
+        )
         fixed = {
             "out": str(summary.out),
             "files_written": len(summary.written),

@@ -39,6 +39,7 @@ from napari_cellseg.io.images import (
     IMAGE_EXTENSIONS,
     MASK_EXTENSIONS,
     TIFF_EXTENSIONS,
+    frame_layout,
     read_image,
     read_mask,
     read_mask_page,
@@ -671,10 +672,11 @@ def load_sample(
     if sample.mask is None:
         return image, None, set()
     labels = load_mask(sample)
-    if not _same_size(image.shape, labels.shape):
+    problem = pair_problem(image.shape, labels.shape)
+    if problem:
         raise CellsegError(
-            f"sample {sample.name}: image {sample.image} has shape {image.shape} but mask "
-            f"{sample.mask} has shape {labels.shape}; the mask must have the image's size"
+            f"sample {sample.name}: image {sample.image} and mask {sample.mask} do not fit: "
+            f"{problem}"
         )
     return image, labels, load_links(sample, labels)
 
@@ -698,7 +700,7 @@ def check_shapes(dataset: Dataset) -> None:
             continue
         image = read_shape(sample.image, sample.page)
         for kind, path in (("mask", sample.mask), ("weights", sample.weights)):
-            if path is not None and not _same_size(image, shape := read_shape(path, sample.page)):
+            if path is not None and pair_problem(image, shape := read_shape(path, sample.page)):
                 problems.append(f"{sample.name} (image {image}, {kind} {shape})")
     if problems:
         raise CellsegError(
@@ -717,16 +719,62 @@ def _label_if_binary(labels: np.ndarray) -> np.ndarray:
     return ndimage.label(labels > 0)[0].astype(np.int32)
 
 
-def _same_size(image_shape: tuple[int, ...], mask_shape: tuple[int, ...]) -> bool:
-    """True if the image is the mask's shape, possibly with one extra (channel) axis."""
+def pair_problem(
+    image_shape: tuple[int, ...],
+    mask_shape: tuple[int, ...],
+    *,
+    channel_axis: int | None = None,
+    nchan: int | None = None,
+) -> str | None:
+    """Why a mask does not fit its image, or None when it does: the one rule for a pair.
+
+    QC, training, the readers and the CLI all ask this function, so that a pair one of them
+    accepts is accepted by all (with the same ``channel_axis`` and ``nchan``). The image is
+    split into 2D frames as :func:`~napari_cellseg.io.images.iter_frames` splits it; the
+    mask, ``(Y, X)`` or a stack ``(N, Y, X)``, must have as many frames of the same size.
+
+    Parameters
+    ----------
+    image_shape, mask_shape : tuple of int
+        Shapes from the file headers or the arrays.
+    channel_axis, nchan : int, optional
+        As for training (``--channel_axis``, ``--nchan``): with ``nchan=1`` a short
+        ``(k, Y, X)`` image is ``k`` frames; ``None`` guesses frames or channels from the
+        shape (and reads an image of the mask's own 3D shape as frames).
+
+    Returns
+    -------
+    str or None
+        A message naming both shapes and what to do.
+    """
     image_shape, mask_shape = tuple(image_shape), tuple(mask_shape)
-    if image_shape == mask_shape:
-        return True
-    if len(image_shape) != len(mask_shape) + 1:
-        return False
-    return any(
-        image_shape[:i] + image_shape[i + 1 :] == mask_shape for i in range(len(image_shape))
-    )
+    if len(mask_shape) not in (2, 3):
+        return f"the mask has shape {mask_shape}; a mask is (Y, X) or a stack (N, Y, X)"
+    mask_frames = 1 if len(mask_shape) == 2 else mask_shape[0]
+    if nchan is None and channel_axis is None and image_shape == mask_shape:
+        return None
+    try:
+        frames, yx = frame_layout(image_shape, channel_axis, nchan)
+    except CellsegError as err:
+        return f"the image has shape {image_shape}, the mask {mask_shape}: {err}"
+    if yx != mask_shape[-2:]:
+        return (
+            f"the mask has shape {mask_shape} but its image has shape {image_shape}: the mask "
+            f"must have the image's height and width ({yx[0]}x{yx[1]}); pair the right files"
+        )
+    if frames != mask_frames:
+        hint = (
+            "; with one channel per frame (--nchan 1) a short stack counts as frames, so "
+            "give --nchan and --channel_axis if one axis holds channels"
+            if frames > 1 and nchan == 1
+            else ""
+        )
+        return (
+            f"the mask has shape {mask_shape} ({mask_frames} frame{'s' * (mask_frames != 1)}) "
+            f"but its image has shape {image_shape} ({frames} frame{'s' * (frames != 1)}); "
+            f"give each image frame its own mask frame{hint}"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- helpers

@@ -450,6 +450,64 @@ def is_stack(raw: np.ndarray, channel_axis: int | None = None, nchan: int | None
     return arr.ndim > 3
 
 
+def frame_layout(
+    shape: tuple[int, ...], channel_axis: int | None = None, nchan: int | None = None
+) -> tuple[int, tuple[int, int]]:
+    """How many 2D frames an array of ``shape`` holds, and their ``(Y, X)`` size.
+
+    The shape-only twin of :func:`iter_frames` (same rules, nothing read or allocated), so
+    that a header's shape can be checked against a mask before any pixel is loaded.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of a raw image, e.g. from :func:`read_shape`.
+    channel_axis, nchan : int, optional
+        As for :func:`iter_frames`.
+
+    Returns
+    -------
+    n_frames : int
+        1 for a single (multichannel) image.
+    yx : tuple of int
+        Height and width of each frame.
+
+    Raises
+    ------
+    CellsegError
+        For shapes that :func:`iter_frames` cannot split into frames.
+    """
+    arr, axis = _squeeze_extra(np.broadcast_to(np.uint8(0), tuple(shape)), channel_axis)
+    if arr.ndim < 2 or arr.ndim > 4:
+        raise CellsegError(
+            f"an array of shape {tuple(shape)} is not an image: expected (Y, X), (C, Y, X), "
+            "(Y, X, C) or a stack of those"
+        )
+    n_frames = 1
+    if is_stack(arr, axis, nchan):
+        if arr.ndim == 3:
+            return arr.shape[0], (arr.shape[1], arr.shape[2])
+        stack_axis = 1 if axis == 0 else 0
+        n_frames = arr.shape[stack_axis]
+        axis = None if axis is None else axis - (axis > stack_axis)
+        arr = arr[(slice(None),) * stack_axis + (0,)]
+    if arr.ndim == 2:
+        return n_frames, (arr.shape[0], arr.shape[1])
+    if arr.ndim == 4:
+        raise CellsegError(
+            f"cannot split an array of shape {tuple(shape)} into 2D frames; expected at most "
+            "(frames, Y, X, channels)"
+        )
+    channels = _channel_axis_3d(arr.shape, axis, nchan)
+    if channels is None:
+        raise CellsegError(
+            f"an array of shape {tuple(shape)} has frames of shape {arr.shape}, which look like "
+            "stacks themselves; give --channel_axis to say which axis holds the channels"
+        )
+    y, x = (v for i, v in enumerate(arr.shape) if i != channels)
+    return n_frames, (y, x)
+
+
 def iter_frames(
     raw: np.ndarray, channel_axis: int | None = None, nchan: int | None = None
 ) -> Iterator[np.ndarray]:

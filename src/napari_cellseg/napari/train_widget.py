@@ -698,8 +698,13 @@ class TrainWidget(QWidget):
         self._table.setFixedHeight(header + rows * row_height + 2 * self._table.frameWidth())
 
     # ------------------------------------------------------------------ QC
-    def _check(self, pairs: list[Pair]) -> tuple[list[str], list[str], tuple[str, str | None]]:
+    def _check(
+        self, pairs: list[Pair], nchan: int
+    ) -> tuple[list[str], list[str], tuple[str, str | None]]:
         """Run the QC checks on every frame of the chosen labels.
+
+        The frames of each pair are checked as :meth:`_copy_pairs` will split them, so that
+        QC never passes a pair that training then refuses.
 
         Returns the blocking messages, the warning messages and the pair to open the QC widget
         on (the first with a blocking problem, else the first with a warning).
@@ -710,6 +715,11 @@ class TrainWidget(QWidget):
         for pair in pairs:
             labels = self._viewer.layers[pair.labels]
             image = self._viewer.layers[pair.image]
+            mismatch = _frames_problem(pair, image, labels.data.shape, nchan)
+            if mismatch:
+                blocking.append(mismatch)
+                focus.setdefault("blocking", (pair.labels, pair.image))
+                continue
             shape = image.data.shape[:-1] if image.rgb else image.data.shape
             for frame in np.ndindex(*labels.data.shape[:-2]):
                 where = f"'{pair.labels}'" + (f" frame {frame}" if frame else "")
@@ -807,7 +817,7 @@ class TrainWidget(QWidget):
                 "no training pairs: tick a Labels layer and choose its Image layer "
                 "(or train on a folder)"
             )
-        blocking, warnings, focus = self._check(pairs)
+        blocking, warnings, focus = self._check(pairs, config.nchan)
         self._qc_labels = focus
         if blocking:
             self._show_qc("Not started, the annotations need fixing first:", blocking, True)
@@ -826,15 +836,13 @@ class TrainWidget(QWidget):
         for pair in pairs:
             image = self._viewer.layers[pair.image]
             labels = self._viewer.layers[pair.labels]
-            frames, lead = layer_frames(
+            label_data = np.array(labels.data)
+            mismatch = _frames_problem(pair, image, label_data.shape, config.nchan)
+            if mismatch:
+                raise CellsegError(mismatch)
+            frames, _ = layer_frames(
                 np.array(image.data), bool(image.rgb), config.nchan, source=pair.image
             )
-            label_data = np.array(labels.data)
-            if tuple(label_data.shape[:-2]) != lead:
-                raise CellsegError(
-                    f"'{pair.labels}' has {label_data.shape[:-2] or 'no'} frames but "
-                    f"'{pair.image}' has {lead or 'no'} frames; they must match"
-                )
             links = labels.metadata.get("links")
             val = pair.role == "validation"
             for frame in frames:
@@ -1084,6 +1092,22 @@ def _segment_frame(model: str, frame: Frame, device: str) -> np.ndarray:
     return segmenter.segment(prepared[0]).labels
 
 
+def _frames_problem(
+    pair: Pair, image: Any, labels_shape: tuple[int, ...], nchan: int
+) -> str | None:
+    """Why the labels' frames do not match the image layer's, as training splits them."""
+    dummy = np.broadcast_to(np.uint8(0), image.data.shape)  # the shape only, no copy
+    frames, lead = layer_frames(dummy, bool(image.rgb), nchan, source=pair.image)
+    yx = frames[0].spatial_shape
+    if tuple(labels_shape) == (*lead, *yx):
+        return None
+    return (
+        f"'{pair.labels}' has shape {tuple(labels_shape)} but '{pair.image}' holds "
+        f"{len(frames)} frame(s) of {yx[0]}x{yx[1]} for a {nchan}-channel model; each image "
+        f"frame needs a labels frame of its size (labels of shape {(*lead, *yx)})"
+    )
+
+
 def _check_folder(config: TrainConfig) -> None:
     """QC a training folder; blocking problems raise, warnings are issued as warnings."""
     import warnings
@@ -1099,7 +1123,13 @@ def _check_folder(config: TrainConfig) -> None:
             mask_filter=config.mask_filter,
             look_one_level_down=config.look_one_level_down,
         )
-        reports = [report for _, report in qc_dataset(dataset, links=config.links)]
+        results = qc_dataset(
+            dataset,
+            links=config.links,
+            nchan=None if config.chan else config.nchan,
+            channel_axis=config.channel_axis,
+        )
+        reports = [report for _, report in results]
         bad = [r for r in reports if r.blocking]
         if bad:
             raise CellsegError(

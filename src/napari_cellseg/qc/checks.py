@@ -640,27 +640,32 @@ def _float_problem(arr: np.ndarray, whole: bool) -> Problem:
     return _problem("float_mask", f"the mask {what}", fixable=whole)
 
 
-def shape_problems(shape: tuple[int, ...], image_shape: tuple[int, ...] | None) -> list[Problem]:
-    """Return a ``shape_mismatch`` problem unless the image has the mask's shape.
+def shape_problems(
+    shape: tuple[int, ...],
+    image_shape: tuple[int, ...] | None,
+    *,
+    channel_axis: int | None = None,
+    nchan: int | None = None,
+) -> list[Problem]:
+    """Return a ``shape_mismatch`` problem unless the mask fits its image.
 
-    The image may have one extra (channel) axis anywhere, as in
-    :func:`napari_cellseg.io.datasets.load_sample`.
+    The rule is :func:`napari_cellseg.io.datasets.pair_problem`, the one training applies.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The mask's shape, ``(Y, X)`` or ``(N, Y, X)``.
+    image_shape : tuple of int, optional
+        The image's shape; ``None`` checks nothing.
+    channel_axis, nchan : int, optional
+        As for training (``--channel_axis``, ``--nchan``).
     """
+    from napari_cellseg.io.datasets import pair_problem
+
     if image_shape is None:
         return []
-    shape, image_shape = tuple(shape), tuple(int(v) for v in image_shape)
-    if image_shape == shape or (
-        len(image_shape) == len(shape) + 1
-        and any(image_shape[:i] + image_shape[i + 1 :] == shape for i in range(len(image_shape)))
-    ):
-        return []
-    return [
-        _problem(
-            "shape_mismatch",
-            f"the mask has shape {shape} but its image has shape {image_shape}; pair the "
-            "right files, or crop the mask to the image",
-        )
-    ]
+    why = pair_problem(image_shape, shape, channel_axis=channel_axis, nchan=nchan)
+    return [] if why is None else [_problem("shape_mismatch", why)]
 
 
 def _label_count_problems(an: Analysis, max_label: int | None) -> list[Problem]:

@@ -30,7 +30,7 @@ from napari_cellseg.qc.checks import (
     shape_problems,
 )
 from napari_cellseg.qc.fixes import fix_all
-from napari_cellseg.qc.report import SEVERITY, Problem, QCReport
+from napari_cellseg.qc.report import CHECKS, SEVERITY, Problem, QCReport
 
 
 @dataclass
@@ -65,6 +65,8 @@ def qc_dataset(
     min_size: int = DEFAULT_MIN_SIZE,
     max_gap: int = DEFAULT_MAX_GAP,
     blobs: bool | None = None,
+    nchan: int | None = 1,
+    channel_axis: int | None = None,
 ) -> list[tuple[Sample, QCReport]]:
     """Check every mask of a dataset.
 
@@ -76,6 +78,10 @@ def qc_dataset(
         Use the samples' ``_links.txt`` files (as Omnipose's ``--links``).
     min_size, max_gap, blobs
         As for :func:`~napari_cellseg.qc.checks.run_qc`.
+    nchan, channel_axis
+        How training will split the images into frames (``--nchan``, ``--channel_axis``;
+        training's defaults): each mask must fit its image by
+        :func:`~napari_cellseg.io.datasets.pair_problem`, as training requires.
 
     Returns
     -------
@@ -83,6 +89,7 @@ def qc_dataset(
         One report per sample (per frame for mask stacks), in dataset order.
     """
     params = {"min_size": min_size, "max_gap": max_gap, "blobs": blobs}
+    layout = {"channel_axis": channel_axis, "nchan": nchan}
     results = []
     for sample in dataset.samples:
         if sample.mask is None:
@@ -94,7 +101,7 @@ def qc_dataset(
             continue
         labels, report = _read_labels(sample)
         if labels is None:
-            results.append((sample, _with_shape(report, sample, image_shape)))
+            results.append((sample, _with_shape(report, sample, image_shape, layout)))
             continue
         try:
             sample_links = _read_sample_links(sample, labels) if links else set()
@@ -102,13 +109,13 @@ def qc_dataset(
             results.append((sample, _file_report(sample, "unreadable", str(err))))
             continue
         max_label = PNG_MAX_LABEL if sample.mask.suffix.lower() == ".png" else None
-        for name, frame, shape in _frames(sample, labels, image_shape):
-            results.append(
-                (
-                    sample,
-                    run_qc(frame, shape, sample_links, max_label=max_label, source=name, **params),
-                )
-            )
+        mismatch = shape_problems(labels.shape, image_shape, **layout)
+        for name, frame in _frames(sample, labels):
+            report = run_qc(frame, None, sample_links, max_label=max_label, source=name, **params)
+            if mismatch:
+                problems = sorted(report.problems + mismatch, key=lambda p: CHECKS.index(p.check))
+                report = QCReport(problems, report.shape, report.n_labels, report.source)
+            results.append((sample, report))
     return results
 
 
@@ -229,16 +236,13 @@ def _read_sample_links(sample: Sample, labels: np.ndarray) -> set[tuple[int, int
     return read_links(sample.links, labels=labels)
 
 
-def _frames(
-    sample: Sample, labels: np.ndarray, image_shape: tuple[int, ...]
-) -> Iterator[tuple[str, np.ndarray, tuple[int, ...]]]:
-    """Yield ``(name, 2D labels, image shape to compare with)`` per frame of the mask."""
+def _frames(sample: Sample, labels: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(name, 2D labels)`` per frame of the mask."""
     if labels.ndim == 2:
-        yield sample.name, labels, image_shape
+        yield sample.name, labels
         return
-    frame_shape = image_shape[1:] if len(image_shape) > 2 else image_shape
     for z, frame in enumerate(labels):
-        yield f"{sample.name}[{z}]", frame, frame_shape
+        yield f"{sample.name}[{z}]", frame
 
 
 def _file_report(sample: Sample, check: str, message: str) -> QCReport:
@@ -246,13 +250,15 @@ def _file_report(sample: Sample, check: str, message: str) -> QCReport:
     return QCReport([problem], (), 0, sample.name)
 
 
-def _with_shape(report: QCReport, sample: Sample, image_shape: tuple[int, ...]) -> QCReport:
+def _with_shape(
+    report: QCReport, sample: Sample, image_shape: tuple[int, ...], layout: dict
+) -> QCReport:
     """Add the mask's shape (from its header) to a file report, and a shape mismatch if any."""
     try:
         shape = tuple(read_shape(sample.mask, sample.page))
     except CellsegError:
         return report
-    problems = report.problems + shape_problems(shape, image_shape)
+    problems = report.problems + shape_problems(shape, image_shape, **layout)
     return QCReport(problems, shape, 0, report.source)
 
 
