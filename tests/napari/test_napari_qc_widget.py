@@ -142,3 +142,45 @@ def test_links_to_labels_a_fix_removed_are_dropped(viewer) -> None:
 
     assert not (layer.data == 6).any()
     assert layer.metadata["links"] == {(3, 4)}
+
+
+def test_undo_of_a_fix_brings_its_links_back_and_saving_writes_the_links_as_they_stand(
+    viewer, tmp_path
+) -> None:
+    from napari_cellseg.io.links import read_links
+
+    labels = _problem_labels()
+    labels[100:102, 100:102] = 6  # a lone 4-px label linked to cell 1: a fragment of it
+    layer = viewer.add_labels(labels, name="cells_masks", metadata={"links": {(1, 6), (3, 4)}})
+    widget = _docked(viewer)
+    widget.run()
+    _select(widget, "fragment")
+    widget._fix_button.click()
+    assert layer.metadata["links"] == {(3, 4)}
+    target = str(tmp_path / "cells_masks.tif")
+
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, labels)
+    layer.save(target, plugin="napari-cellseg")
+    assert read_links(tmp_path / "cells_links.txt") == {(1, 6), (3, 4)}
+    assert layer.metadata["links"] == {(1, 6), (3, 4)}
+
+    layer.redo()
+    layer.save(target, plugin="napari-cellseg")
+    assert read_links(tmp_path / "cells_links.txt", labels=layer.data) == {(3, 4)}
+
+
+def test_a_fix_in_one_frame_of_a_stack_is_undone_with_that_frames_links(viewer) -> None:
+    frame = _problem_labels()
+    frame[100:102, 100:102] = 6
+    layer = viewer.add_labels(
+        np.stack([frame, frame]), name="cells_masks", metadata={"links": {0: {(1, 6)}, 1: {(1, 6)}}}
+    )
+    widget = _docked(viewer)
+    widget.run()
+    _select(widget, "fragment")
+    widget._fix_button.click()
+    assert layer.metadata["links"] == {0: set(), 1: set()}
+    layer.undo()
+    widget.run()  # the checks read the links of the restored state
+    assert layer.metadata["links"] == {0: {(1, 6)}, 1: {(1, 6)}}

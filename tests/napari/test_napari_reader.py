@@ -146,6 +146,42 @@ def test_links_file_attaches_to_the_open_labels_layer(viewer, tmp_path: Path) ->
     assert len(viewer.layers) == 2
 
 
+def _stack_with_links(folder: Path) -> np.ndarray:
+    """A 3-frame label stack whose ids are the stack's: 1 and 2 are linked pieces, in frames
+    0 and 2 only (frame 1 lost label 2)."""
+    stack = np.stack([_labels(), _labels(), _labels()])
+    stack[1][stack[1] == 2] = 0
+    write_mask(folder / "cells_masks.tif", stack)
+    write_links(folder / "cells_links.txt", {(1, 2)})
+    return stack
+
+
+def test_a_mask_stack_with_links_opens_with_its_links_per_frame(viewer, tmp_path: Path) -> None:
+    stack = _stack_with_links(tmp_path)
+
+    labels, links = viewer.open(tmp_path / "cells_masks.tif", plugin=PLUGIN)
+
+    np.testing.assert_array_equal(labels.data, stack)
+    assert labels.metadata["links"] == {0: {(1, 2)}, 2: {(1, 2)}}
+    assert isinstance(links, Shapes) and links.nshapes == 2
+    assert sorted({int(line[0, 0]) for line in links.data}) == [0, 2]  # one line in each frame
+
+
+def test_a_links_file_of_a_mask_stack_opens_it_from_disk_or_joins_its_layer(
+    viewer, tmp_path: Path, notes
+) -> None:
+    stack = _stack_with_links(tmp_path)
+
+    (labels, meta, _), (lines, _, _) = _read(tmp_path / "cells_links.txt")
+    np.testing.assert_array_equal(labels, stack)
+    assert meta["metadata"]["links"] == {0: {(1, 2)}, 2: {(1, 2)}} and len(lines) == 2
+
+    layer = viewer.add_labels(stack, name="cells_masks")
+    (shapes,) = viewer.open(tmp_path / "cells_links.txt", plugin=None)
+    assert layer.metadata["links"] == {0: {(1, 2)}, 2: {(1, 2)}} and shapes.nshapes == 2
+    assert not notes.errors()
+
+
 def _read(path: Path) -> list:
     """Read with this plugin the way napari's File > Open does once it is chosen (no viewer)."""
     layer_data, plugin = read_data_with_plugins([str(path)], plugin=PLUGIN, stack=False)

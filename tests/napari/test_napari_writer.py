@@ -75,17 +75,37 @@ def test_links_to_a_missing_label_are_refused_and_nothing_is_written(
     assert "'cells'" in message and "label 9" in message
 
 
-def test_stack_is_written_and_its_per_frame_links_are_reported_not_saved(
+def test_a_training_folder_stack_is_written_and_its_per_sample_links_reported_not_saved(
     tmp_path: Path, notes
 ) -> None:
     stack = np.stack([_labels(), _labels()])
-    meta = {"name": "folder_masks", "metadata": {"links": {0: {(1, 2)}}}}
+    meta = {"name": "folder_masks", "metadata": {"links": {0: {(1, 2)}}, "samples": ["a", "b"]}}
 
     written = write_masks(str(tmp_path / "folder_masks.tif"), stack, meta)
 
     assert written == [str(tmp_path / "folder_masks.tif")]
     np.testing.assert_array_equal(read_mask(written[0]), stack)
     assert any("not saved" in message for message in notes.warnings())
+
+
+def test_a_label_stack_is_written_with_the_links_of_all_its_frames(tmp_path: Path) -> None:
+    stack = np.stack([_labels(), _labels()])
+    meta = {"name": "cells", "metadata": {"links": {0: {(1, 2)}, 1: {(1, 3), (1, 2)}}}}
+
+    written = write_masks(str(tmp_path / "cells.tif"), stack, meta)
+
+    assert written == [str(tmp_path / "cells_masks.tif"), str(tmp_path / "cells_links.txt")]
+    assert read_links(tmp_path / "cells_links.txt") == {(1, 2), (1, 3)}
+
+
+def test_saving_labels_without_links_removes_the_old_links_file(tmp_path: Path, notes) -> None:
+    (tmp_path / "cells_links.txt").write_text("1,2\n")
+
+    written = write_masks(str(tmp_path / "cells.tif"), _labels(), {"name": "cells"})
+
+    assert written == [str(tmp_path / "cells_masks.tif")]
+    assert not (tmp_path / "cells_links.txt").exists()
+    assert any("removed the old cells_links.txt" in message for _, message in notes)
 
 
 def test_saving_a_labels_layer_with_this_plugin_writes_masks_and_links(

@@ -101,6 +101,37 @@ def validate_links(
     _check_present(entries, labels, source)
 
 
+def links_by_frame(
+    labels: np.ndarray, links: Iterable[tuple[int, int]]
+) -> dict[int, set[tuple[int, int]]]:
+    """Split the links of a label stack ``(N, Y, X)`` by frame.
+
+    A links file beside a stack lists pairs of ids of the whole stack (ids are the stack's,
+    as in a 3D or tracked label matrix); a frame gets the pairs whose two ids both occur in
+    it. Frames without such a pair are left out.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        The label stack.
+    links : iterable of tuple of int
+        Pairs of label ids.
+
+    Returns
+    -------
+    dict of int to set of tuple of int
+        Frame index -> its pairs ``(a, b)``, ``a < b``.
+    """
+    pairs = {(min(a, b), max(a, b)) for a, b in links}
+    out = {}
+    for i, frame in enumerate(np.asarray(labels)):
+        present = set(np.unique(frame).tolist())
+        kept = {(a, b) for a, b in pairs if a in present and b in present}
+        if kept:
+            out[i] = kept
+    return out
+
+
 def write_links(path: str | os.PathLike, links: Iterable[tuple[int, int]]) -> Path:
     """Write a links file atomically, sorted, one ``a,b`` pair per line with ``a < b``.
 

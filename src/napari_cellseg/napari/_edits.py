@@ -1,13 +1,20 @@
-"""Undoable edits of napari Labels layers.
+"""Undoable edits of napari Labels layers, and the links that go with them.
 
 A user's labels change only through :func:`apply_frames`, which records each call as one entry
 of the layer's undo history (``layer.undo()`` restores the array exactly), or go to a new layer.
+
+napari's undo knows pixels, not the links in ``metadata["links"]``: an edit that changes the
+links (a QC fix removing a linked fragment) records the pixels it changed, their values before
+and after, and the links before and after, in ``metadata["links_history"]``.
+:func:`current_links` then tells from the pixels which state the layer is in, so that undo and
+redo bring the right links back; every reader of a layer's links (writer, widgets) asks it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +24,26 @@ if TYPE_CHECKING:
     import napari.layers
 
 Frame = tuple[int, ...]
+
+#: Metadata key of the links recorded by :func:`apply_frames`.
+LINKS_HISTORY = "links_history"
+
+
+@dataclass
+class _LinksEdit:
+    """One edit that changed pixels and links: enough to tell whether it is undone."""
+
+    indices: tuple[np.ndarray, ...]
+    before: np.ndarray
+    after: np.ndarray
+    links_before: Any
+    links_after: Any
+
+
+@dataclass
+class _LinksHistory:
+    edits: list[_LinksEdit]
+    synced: Any  # the links object last put in metadata["links"] by this module
 
 
 def check_editable(layer: napari.layers.Labels) -> None:
@@ -35,7 +62,9 @@ def check_editable(layer: napari.layers.Labels) -> None:
         )
 
 
-def apply_frames(layer: napari.layers.Labels, frames: Mapping[Frame, np.ndarray]) -> int:
+def apply_frames(
+    layer: napari.layers.Labels, frames: Mapping[Frame, np.ndarray], links: Any = None
+) -> int:
     """Write new 2D label frames into ``layer`` as one undoable edit.
 
     Parameters
@@ -44,6 +73,10 @@ def apply_frames(layer: napari.layers.Labels, frames: Mapping[Frame, np.ndarray]
         Labels layer whose data has shape ``(..., Y, X)``.
     frames
         Leading index of each frame (``()`` for a 2D layer) -> new ``(Y, X)`` labels for it.
+    links
+        The layer's links after the edit (as ``metadata["links"]`` holds them, ``set()`` for
+        none), if the edit changes them; undo and redo of the edit then bring back the
+        matching links (:func:`current_links`). None leaves the links as they are.
 
     Returns
     -------
@@ -78,7 +111,95 @@ def apply_frames(layer: napari.layers.Labels, frames: Mapping[Frame, np.ndarray]
         index_parts.append(lead + changed)
         value_parts.append(values.astype(data.dtype))
     if not index_parts:
+        if links is not None:
+            metadata = layer.metadata
+            metadata.pop(LINKS_HISTORY, None)  # the pixels cannot tell this change apart
+            _set_links(metadata, links)
         return 0
     indices = tuple(np.concatenate(axis) for axis in zip(*index_parts))
-    layer.data_setitem(indices, np.concatenate(value_parts))
+    values = np.concatenate(value_parts)
+    if links is not None:
+        history = _history(layer.metadata)
+        state = _state(data, history.edits)
+        links_before = _links_at(history, state) if state is not None else history.synced
+        # an edit after an undo drops the undone ones, as napari drops their redo; after
+        # unknown pixel changes the older edits can no longer be told apart
+        history.edits = [] if state is None else history.edits[:state]
+        history.edits.append(
+            _LinksEdit(indices, np.asarray(data[indices]).copy(), values, links_before, links)
+        )
+    layer.data_setitem(indices, values)
+    if links is not None:
+        _set_links(layer.metadata, links)
     return int(indices[0].size)
+
+
+def current_links(data: np.ndarray, metadata: dict[str, Any]) -> Any:
+    """The links of a Labels layer as its pixels now stand, after any undo or redo.
+
+    Parameters
+    ----------
+    data
+        The layer's labels.
+    metadata
+        The layer's metadata; ``metadata["links"]`` is brought up to date.
+
+    Returns
+    -------
+    set, dict or None
+        ``metadata["links"]``: a set of pairs for a 2D layer, ``{frame: set}`` for a stack.
+    """
+    history = metadata.get(LINKS_HISTORY)
+    links = metadata.get("links")
+    if not isinstance(history, _LinksHistory) or not history.edits:
+        return links
+    if links is not history.synced:  # someone else set the links since (a links file read)
+        del metadata[LINKS_HISTORY]
+        return links
+    state = _state(data, history.edits)
+    if state is None:  # painted over since: the pixels no longer tell, keep the links
+        return links
+    return _set_links(metadata, _links_at(history, state))
+
+
+def _state(data: np.ndarray, edits: list[_LinksEdit]) -> int | None:
+    """How many of ``edits`` are applied now (undo and redo go in order), None if unknown.
+
+    After ``k`` of them the pixels of edit ``k`` hold its values after, and those of edit
+    ``k + 1`` its values before (it was applied to exactly this state).
+    """
+
+    def holds(edit: _LinksEdit, values: np.ndarray) -> bool:
+        return bool(np.array_equal(np.asarray(data[edit.indices]), values))
+
+    for k in range(len(edits), -1, -1):
+        if (k == 0 or holds(edits[k - 1], edits[k - 1].after)) and (
+            k == len(edits) or holds(edits[k], edits[k].before)
+        ):
+            return k
+    return None
+
+
+def _links_at(history: _LinksHistory, state: int) -> Any:
+    edits = history.edits
+    if not edits:
+        return history.synced
+    return edits[state - 1].links_after if state else edits[0].links_before
+
+
+def _history(metadata: dict[str, Any]) -> _LinksHistory:
+    history = metadata.get(LINKS_HISTORY)
+    if not isinstance(history, _LinksHistory) or metadata.get("links") is not history.synced:
+        history = metadata[LINKS_HISTORY] = _LinksHistory([], metadata.get("links"))
+    return history
+
+
+def _set_links(metadata: dict[str, Any], links: Any) -> Any:
+    if links is None:
+        metadata.pop("links", None)
+    else:
+        metadata["links"] = links
+    history = metadata.get(LINKS_HISTORY)
+    if isinstance(history, _LinksHistory):
+        history.synced = links
+    return links

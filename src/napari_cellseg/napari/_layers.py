@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_cellseg.io.links import links_by_frame
+
 LayerData = tuple[Any, dict[str, Any], str]
 Links = set[tuple[int, int]]
 
@@ -29,7 +31,8 @@ def labels_layer(labels: np.ndarray, name: str, links: Any = None) -> LayerData:
     name
         Layer name.
     links
-        Links of a 2D layer, or ``{frame index: links}`` for a stack; None for no links.
+        Links of a 2D layer, or ``{frame index: links}`` for a stack; one set of pairs for a
+        stack is split by frame. None for no links.
 
     Returns
     -------
@@ -38,8 +41,29 @@ def labels_layer(labels: np.ndarray, name: str, links: Any = None) -> LayerData:
     """
     meta: dict[str, Any] = {"name": name}
     if links:
-        meta["metadata"] = {"links": links}
+        meta["metadata"] = {"links": as_layer_links(labels, links)}
     return labels, meta, "labels"
+
+
+def as_layer_links(labels: np.ndarray, links: Any) -> Any:
+    """Links as a Labels layer of ``labels``' dimensions keeps them in its metadata.
+
+    Parameters
+    ----------
+    labels
+        The layer's labels, ``(Y, X)`` or ``(N, Y, X)``.
+    links
+        One set of pairs, or ``{frame index: pairs}``.
+
+    Returns
+    -------
+    set or dict
+        A set for a 2D layer; per frame (:func:`~napari_cellseg.io.links.links_by_frame`) for
+        a stack given one set of pairs; a mapping unchanged.
+    """
+    if labels.ndim == 3 and not isinstance(links, Mapping):
+        return links_by_frame(labels, links)
+    return links
 
 
 def links_layer(labels: np.ndarray, links: Links | Mapping[int, Links], name: str) -> LayerData:
@@ -50,7 +74,8 @@ def links_layer(labels: np.ndarray, links: Links | Mapping[int, Links], name: st
     labels
         The label matrix ``(Y, X)``, or a stack ``(N, Y, X)`` when ``links`` is a mapping.
     links
-        Pairs of linked label ids, or ``{frame index: pairs}`` for a stack.
+        Pairs of linked label ids, or ``{frame index: pairs}`` for a stack (one set of pairs
+        for a stack is split by frame).
     name
         Layer name.
 
@@ -59,6 +84,7 @@ def links_layer(labels: np.ndarray, links: Links | Mapping[int, Links], name: st
     tuple
         ``(lines, meta, "shapes")``; ``lines`` is empty when no pair has both labels present.
     """
+    links = as_layer_links(labels, links)
     per_frame = links.items() if isinstance(links, Mapping) else [(None, links)]
     lines = []
     for frame, pairs in per_frame:

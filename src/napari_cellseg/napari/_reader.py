@@ -22,7 +22,7 @@ from napari_cellseg.errors import CellsegError
 from napari_cellseg.io import datasets
 from napari_cellseg.io.images import is_stack, read_image, read_mask, to_cyx
 from napari_cellseg.io.links import links_path_for, read_links
-from napari_cellseg.napari._layers import LayerData, labels_layer, links_layer
+from napari_cellseg.napari._layers import LayerData, as_layer_links, labels_layer, links_layer
 
 ReaderFunction = Callable[[str], list[Any]]
 PathOrPaths = str | list[str]
@@ -202,9 +202,10 @@ def read_links_file(path: str) -> list[Any]:
     base = os.path.basename(path)[: -len(LINKS_SUFFIX)]
     layer = _open_labels_layer(base + MASK_SUFFIX)
     if layer is not None:
-        links = read_links(path, labels=np.asarray(layer.data))
-        layer.metadata["links"] = links
-        return [links_layer(np.asarray(layer.data), links, _links_name(layer.name))]
+        labels = np.asarray(layer.data)
+        links = read_links(path, labels=labels)
+        layer.metadata["links"] = as_layer_links(labels, links)
+        return [links_layer(labels, links, _links_name(layer.name))]
     folder = Path(path).parent
     for ext in MASK_EXTENSIONS:
         mask = folder / f"{base}{MASK_SUFFIX}{ext}"
@@ -214,13 +215,13 @@ def read_links_file(path: str) -> list[Any]:
             links_data = links_layer(labels, links, _links_name(mask.stem))
             return [labels_layer(labels, mask.stem, links), links_data]
     raise CellsegError(
-        f"no labels to attach the links to: neither a 2D Labels layer '{base}{MASK_SUFFIX}' "
+        f"no labels to attach the links to: neither a Labels layer '{base}{MASK_SUFFIX}' "
         f"nor a file {base}{MASK_SUFFIX}.tif/.tiff/.png in {folder}; open the mask first"
     )
 
 
 def _open_labels_layer(name: str) -> Any:
-    """The current viewer's 2D Labels layer called ``name``, if any."""
+    """The current viewer's 2D (or stacked 2D) Labels layer called ``name``, if any."""
     from napari.layers import Labels
     from napari.viewer import current_viewer
 
@@ -228,7 +229,7 @@ def _open_labels_layer(name: str) -> Any:
     if viewer is None or name not in viewer.layers:
         return None
     layer = viewer.layers[name]
-    return layer if isinstance(layer, Labels) and layer.ndim == 2 else None
+    return layer if isinstance(layer, Labels) and layer.ndim in (2, 3) else None
 
 
 @_reported("the training folder")

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_error, show_info, show_warning
 
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.io.images import as_labels, write_mask
 from napari_cellseg.io.links import links_path_for, validate_links, write_links
+from napari_cellseg.napari._edits import current_links
 
 MASK_SUFFIX = "_masks"
 TIFF_EXTENSIONS = (".tif", ".tiff")
@@ -45,6 +46,11 @@ def masks_path(path: str | Path) -> Path:
 def write_masks(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write one Labels layer as a mask file, with its links when it has any.
 
+    The links file ``<name>_links.txt`` beside the mask always matches what is saved: it is
+    written from the layer's links as they stand (after any undo, :func:`current_links`), and
+    an old one is removed when the layer has no links, so that the next open does not report
+    links to labels that no longer exist.
+
     Parameters
     ----------
     path
@@ -52,8 +58,9 @@ def write_masks(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     data
         The layer's labels ``(Y, X)`` or ``(N, Y, X)``.
     meta
-        The layer's attributes; ``meta["metadata"]["links"]`` (set by the readers) holds the
-        links of a 2D layer.
+        The layer's attributes; ``meta["metadata"]["links"]`` (set by the readers and the QC
+        fixes) holds the links: a set of pairs for a 2D layer, ``{frame: pairs}`` for a stack,
+        whose ids are the stack's (as in one label stack file).
 
     Returns
     -------
@@ -62,20 +69,28 @@ def write_masks(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """
     name = meta.get("name") or Path(path).stem
     target = masks_path(path)
-    links = (meta.get("metadata") or {}).get("links")
+    links_file = links_path_for(target)
+    metadata = meta.get("metadata") or {}
     try:
         labels = as_labels(np.asarray(data), source=f"Labels layer '{name}'")
-        if isinstance(links, dict):
+        links = current_links(labels, metadata)
+        if isinstance(links, dict) and metadata.get("samples"):
             show_warning(
-                f"CellSeg: the links of the stacked layer '{name}' are not saved; save each "
+                f"CellSeg: the frames of '{name}' are the samples of a training folder, each "
+                "with its own ids: their links are not saved into one file; save each "
                 "sample's links from its own 2D layer"
             )
             links = None
+        elif isinstance(links, dict):
+            links = set().union(*links.values())
         if links:
             validate_links(links, labels, source=f"links of layer '{name}'")
         written = [str(write_mask(target, labels))]
         if links:
-            written.append(str(write_links(links_path_for(target), links)))
+            written.append(str(write_links(links_file, links)))
+        elif links_file.is_file():
+            links_file.unlink()  # it described the labels just replaced
+            show_info(f"CellSeg: '{name}' has no links; removed the old {links_file.name}")
     except CellsegError as err:
         show_error(f"CellSeg did not save layer '{name}' to {target}: {err}")
         return []

@@ -34,7 +34,13 @@ from qtpy.QtWidgets import (
 
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.io.images import as_labels
-from napari_cellseg.napari._edits import Frame, apply_frames, check_editable
+from napari_cellseg.napari._edits import (
+    LINKS_HISTORY,
+    Frame,
+    apply_frames,
+    check_editable,
+    current_links,
+)
 from napari_cellseg.qc import fix as qc_fix
 from napari_cellseg.qc import run_qc
 
@@ -380,15 +386,13 @@ class QCWidget(QWidget):
                 )
                 for frame in frames
             }
-            links = _links_after(layer.metadata.get("links"), fixed, check)
+            links = _links_after(current_links(layer.data, layer.metadata), fixed, check)
             if to_new_layer:
                 target = self._new_layer_with(layer, fixed, links)
                 message = f"fixed '{check}' problems of '{layer.name}' into '{target}'"
             else:
-                changed = apply_frames(layer, fixed)
+                changed = apply_frames(layer, fixed, links=links)  # undo restores links too
                 target = layer.name
-                if links is not None:
-                    layer.metadata["links"] = links
                 message = f"fixed '{check}' problems of '{target}' ({changed} pixels changed)"
                 message += "; Ctrl+Z on the layer undoes it"
         except CellsegError as err:
@@ -403,7 +407,7 @@ class QCWidget(QWidget):
         data = np.array(layer.data, dtype=dtype)
         for frame, new in fixed.items():
             data[frame] = new
-        metadata = dict(layer.metadata)
+        metadata = {k: v for k, v in layer.metadata.items() if k != LINKS_HISTORY}
         if links is not None:
             metadata["links"] = links
         new_layer = self._viewer.add_labels(
@@ -421,7 +425,7 @@ def _links(layer: Labels, frame: Frame) -> set[tuple[int, int]] | None:
 
     A 2D layer stores a set of pairs; a stack stores ``{frame index: set of pairs}``.
     """
-    links = layer.metadata.get("links")
+    links = current_links(layer.data, layer.metadata)
     if isinstance(links, dict):
         return next((pairs for key, pairs in links.items() if _as_frame(key) == frame), None)
     return links if not frame else None

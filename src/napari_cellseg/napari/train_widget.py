@@ -55,6 +55,7 @@ from qtpy.QtWidgets import (
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.napari._edits import current_links
 from napari_cellseg.napari._models import SessionModel, session_models
 from napari_cellseg.napari.segment_widget import Frame, core_ready, layer_frames, preload_core
 from napari_cellseg.qc import run_qc
@@ -726,7 +727,7 @@ class TrainWidget(QWidget):
                 report = run_qc(
                     np.asarray(labels.data[frame]),
                     tuple(shape[-2:]),
-                    _frame_links(labels.metadata.get("links"), frame),
+                    _frame_links(current_links(labels.data, labels.metadata), frame),
                     source=pair.labels,
                 )
                 for problem in report.problems:
@@ -843,7 +844,7 @@ class TrainWidget(QWidget):
             frames, _ = layer_frames(
                 np.array(image.data), bool(image.rgb), config.nchan, source=pair.image
             )
-            links = labels.metadata.get("links")
+            links = current_links(labels.data, labels.metadata)
             val = pair.role == "validation"
             for frame in frames:
                 name = pair.labels + (f"[{','.join(map(str, frame.index))}]" if frame.index else "")
