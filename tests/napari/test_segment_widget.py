@@ -191,3 +191,50 @@ def test_models_trained_in_the_session_are_listed(viewer, tmp_path) -> None:
         assert widget.parameters.arch == "omni"
     finally:
         session_models.clear()
+
+
+@pytest.fixture
+def nuclei_widget(viewer) -> SegmentWidget:  # noqa: ANN001 - napari viewer proxy
+    """The Segment widget with the built-in ``nuclei`` model and a synthetic nuclei image."""
+    from napari_cellseg import synth
+
+    image, truth = synth.nuclei((192, 192), seed=1)
+    viewer.add_image(image, name="nuclei")
+    viewer.add_labels(truth, name="truth")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment")
+    widget.set_model("nuclei")
+    widget.set_image("nuclei")
+    return widget
+
+
+def test_the_result_layer_holds_the_cells_of_the_image(qtbot, viewer, nuclei_widget) -> None:
+    from napari_cellseg.metrics import evaluate_pair
+
+    _run(qtbot, nuclei_widget)
+
+    (result,) = _results(viewer)
+    truth = viewer.layers["truth"].data
+    scores = evaluate_pair(truth, np.asarray(result.data))
+    assert scores["n_pred"] == scores["n_gt"] == int(truth.max()) > 5
+    assert scores["ap_50"] >= 0.9 and scores["mean_matched_iou"] > 0.8
+
+
+def test_a_users_edits_to_a_result_survive_a_new_reconstruction(
+    qtbot, viewer, nuclei_widget, notes
+) -> None:
+    _run(qtbot, nuclei_widget)
+    (result,) = _results(viewer)
+    result.data_setitem((np.arange(5, 15), np.arange(5, 15)), np.full(10, 99))  # a correction
+    corrected = np.asarray(result.data).copy()
+
+    nuclei_widget.parameters.set_value("min_size", 50)  # reconstruction only, in a worker
+    qtbot.waitUntil(lambda: len(_results(viewer)) == 2, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not nuclei_widget.busy, timeout=TIMEOUT_MS)
+
+    np.testing.assert_array_equal(result.data, corrected)  # the edited layer is left alone
+    new = next(layer for layer in _results(viewer) if layer is not result)
+    assert new.data.max() > 5 and not (np.asarray(new.data) == 99).any()
+    assert any(f"'{result.name}' holds your edits" in message for _, message in notes)
+    result.undo()  # and the user's own edit stays undoable
+    assert not (np.asarray(result.data) == 99).any()

@@ -10,6 +10,7 @@ Torch is imported by the worker (through ``napari_cellseg.predict``), never at i
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import threading
 from collections import OrderedDict
@@ -22,7 +23,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils import cancelable_progress
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -311,6 +312,7 @@ class SegmentWidget(QWidget):
         self._progress: cancelable_progress | None = None
         self._tiles: tuple[int, int, int, int] = (0, 0, 0, 0)  # frame, frames, tile, tiles
         self._last: tuple[_Job, str] | None = None  # last run and its result layer
+        self._written: dict[int, bytes] = {}  # digest of what was written, per result layer
         self._pending = False
 
         self._model_combo = QComboBox()
@@ -641,11 +643,19 @@ class SegmentWidget(QWidget):
         source = self._viewer.layers[job.image] if job.image in self._viewer.layers else None
         meta = {RESULT_KEY: {"image": job.image, "model": job.model}}
         name = f"{job.image} [{segmenter.name}]"
-        layer = self._result_layer(meta[RESULT_KEY], Labels)
+        results = [self._written_here(layer) for layer in self._results(meta[RESULT_KEY], Labels)]
+        layer = next((layer for layer, unchanged in results if unchanged), None)
         if layer is None:
             layer = self._viewer.add_labels(stack, name=name, metadata=meta, **_placement(source))
+            edited = [old.name for old, _ in results]
+            if edited:  # the user's corrections stay where they are
+                show_info(
+                    f"Segment: '{edited[-1]}' holds your edits, so the new result is in "
+                    f"'{layer.name}'"
+                )
         else:
             layer.data = stack
+        self._written[id(layer)] = _digest(layer.data)
         if self._outputs_check.isChecked():
             self._show_outputs(job, cached, source)
         self._last = (job, layer.name)
@@ -653,11 +663,21 @@ class SegmentWidget(QWidget):
         where = f" in {len(labels)} frames" if len(labels) > 1 else ""
         self._status.setText(f"'{layer.name}': {n} objects{where}.")
 
+    def _results(self, meta: dict[str, str], kind: type) -> list[Any]:
+        """The layers of ``kind`` holding results of ``meta`` (image and model)."""
+        return [
+            layer
+            for layer in self._viewer.layers
+            if isinstance(layer, kind) and layer.metadata.get(RESULT_KEY) == meta
+        ]
+
+    def _written_here(self, layer: Any) -> tuple[Any, bool]:
+        """``layer`` and whether it holds exactly what this widget last wrote into it (so a
+        new result may replace it: it has no edits of the user's)."""
+        return layer, self._written.get(id(layer)) == _digest(layer.data)
+
     def _result_layer(self, meta: dict[str, str], kind: type) -> Any:
-        for layer in self._viewer.layers:
-            if isinstance(layer, kind) and layer.metadata.get(RESULT_KEY) == meta:
-                return layer
-        return None
+        return next(iter(self._results(meta, kind)), None)
 
     def _show_outputs(self, job: _Job, cached: _Cached, source: Any) -> None:
         for output in cached.outputs[0]:
@@ -677,6 +697,14 @@ class SegmentWidget(QWidget):
                 visible=False,
                 **_placement(source),
             )
+
+
+def _digest(data: Any) -> bytes:
+    """A fingerprint of a layer's array (shape, dtype and every value)."""
+    array = np.ascontiguousarray(data)
+    digest = hashlib.blake2b(repr((array.shape, array.dtype.str)).encode(), digest_size=16)
+    digest.update(memoryview(array).cast("B"))
+    return digest.digest()
 
 
 def _placement(source: Any) -> dict[str, Any]:
