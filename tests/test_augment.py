@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -229,23 +228,17 @@ def test_same_seed_gives_identical_crops():
     assert not np.array_equal(crop(3)[1], crop(4)[1])
 
 
-def test_time_per_224_crop(capsys):
+def test_many_224_crops_keep_image_and_labels_aligned():
+    """30 random warps of a 512x512 field of blocks: every crop's image still encodes its labels."""
     labels = blocks((512, 512), size=20)
-    image = encoded(labels)[None] / 100
+    image = encoded(labels)[None]
     rng = np.random.default_rng(0)
-    times = {"warp": [], "intensity": []}
     for _ in range(30):
-        t0 = time.perf_counter()
-        img, _, _, _ = random_warp_crop(image, labels, (224, 224), rng)
-        t1 = time.perf_counter()
-        intensity_augment(img, rng)
-        times["warp"].append(t1 - t0)
-        times["intensity"].append(time.perf_counter() - t1)
-    with capsys.disabled():
-        print(
-            "\nper 224x224 crop (1 channel + labels, median of 30): "
-            + ", ".join(f"{k} {1000 * np.median(v):.2f} ms" for k, v in times.items())
-        )
+        img, lab, _, _ = random_warp_crop(image, labels, (224, 224), rng)
+        assert img.shape == (1, 224, 224) and lab.shape == (224, 224) and (lab > 0).any()
+        assert decoded_agreement(img[0], lab) >= 0.98
+        out = intensity_augment(img, rng)
+        assert out.shape == img.shape and np.isfinite(out).all()
 
 
 # --- intensity_augment --------------------------------------------------------------------

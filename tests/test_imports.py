@@ -53,3 +53,17 @@ def test_core_imports_with_napari_qt_and_magicgui_blocked() -> None:
                 importlib.import_module(info.name)
         """
     )
+
+
+def test_the_import_linter_contracts_of_pyproject_hold() -> None:
+    """The layers (core < cli < napari plugin) as declared in pyproject.toml [tool.importlinter]."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; "
+         "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True, no_logo=True))"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 kept, 0 broken" in result.stdout

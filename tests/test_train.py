@@ -263,3 +263,18 @@ def test_resuming_with_other_epochs_says_how_the_schedule_changes_and_the_clock_
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same schedule: nothing to say
         _run(train(same, _items(same)))
+
+
+def test_the_default_amp_auto_trains_on_this_cpu_in_the_precision_it_supports(tmp_path):
+    from napari_cellseg.train import _cpu_has_bf16, autocast_dtype
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "auto") == (torch.bfloat16 if _cpu_has_bf16() else None)
+    assert autocast_dtype(cpu, "on") == torch.bfloat16 and autocast_dtype(cpu, "off") is None
+    cfg = _config(tmp_path, amp="auto", n_epochs=3, learning_rate=1e-2)
+    items = _items(cfg, n=2)
+    events, result = _run(train(cfg, items, items))
+    losses = [e.loss for e in events if e.kind == "epoch"]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    state = load_checkpoint(result.model_path).state_dict
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())

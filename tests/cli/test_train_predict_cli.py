@@ -80,10 +80,8 @@ def test_train_writes_the_model_its_yaml_tensorboard_events_and_a_csv_log(traine
     assert all(math.isfinite(float(r["val_loss"])) for r in rows)
     events = list((trained / "tb").rglob("events.out.tfevents.*"))
     assert events
-    try:
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    except ImportError:
-        return
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     acc = EventAccumulator(str(events[0].parent))
     acc.Reload()
     scalars = acc.Scalars("loss/train")
@@ -290,3 +288,64 @@ def test_evaluate_csv_is_written_new_or_with_overwrite(trained, images, tmp_path
     assert csv_path.read_text() == "my notes\n"
     assert main([*argv, "--overwrite"]) == 0
     assert csv_path.read_text() == first
+
+
+def test_predict_with_the_builtin_nuclei_model_finds_the_nuclei(tmp_path, capsys):
+    synth.make_dataset(tmp_path / "nuclei", kind="nuclei", n=2, shape=(160, 160), seed=7)
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                "nuclei",
+                "--dir",
+                str(tmp_path / "nuclei"),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(out), "--gt", str(tmp_path / "nuclei"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for row in report["images"]:
+        assert row["n_gt"] >= 3 and abs(row["n_pred"] - row["n_gt"]) <= 1
+        assert row["ap_50"] >= 0.9 and row["mean_matched_iou"] >= 0.8
+
+
+def test_train_resume_on_the_command_line_continues_the_interrupted_run(tmp_path):
+    synth.make_dataset(tmp_path / "train", kind="nuclei", n=2, shape=(64, 64), seed=0)
+    model = tmp_path / "m.pt"
+    base = ["train", "--dir", str(tmp_path / "train"), "--tyx", "64,64", "--batch_size", "2"]
+    base += ["--nbase", "8,16", "--seed", "2"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*base, "--n_epochs", "1", "--model", str(model)]) == 0
+        first = torch_load_epoch(model)
+        assert main([*base, "--n_epochs", "3", "--resume", str(model)]) == 0
+    assert (first, torch_load_epoch(model)) == (1, 3)
+    with open(tmp_path / "m.csv", newline="") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2, 3]
+
+
+def torch_load_epoch(path: Path) -> int:
+    from napari_cellseg.models.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(path).epoch)
+
+
+def test_demo_runs_the_whole_job_in_its_quick_form(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--epochs", "1", "--n_train", "2", "--n_test", "1"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "[4/4] segmenting the held-out images" in printed
+    (line,) = [s for s in printed.splitlines() if s.startswith("mean AP@0.5 = ")]
+    ap = float(line.split()[3])
+    assert 0.0 <= ap <= 1.0
+    assert torch_load_epoch(out / "models" / "demo_omni.pt") == 1
+    masks = tifffile.imread(out / "predictions" / "bacteria_000_masks.tif")
+    assert masks.shape == tifffile.imread(out / "test" / "bacteria_000.tif").shape
+    with Image.open(out / "predictions" / "bacteria_000_outlines.png") as png:
+        assert png.size == masks.shape[::-1]

@@ -61,7 +61,9 @@ def test_bacteria_phase_finds_synthetic_colonies(offline) -> None:
 
 
 def test_nuclei_on_real_bbbc039_validation_images(shared_data: Path, tmp_path: Path) -> None:
-    """A few held-out BBBC039 images (the full figure is in docs/builtin_models.md)."""
+    """A few BBBC039 validation images: not trained on, but the weights were chosen on this
+    split, so this guards against breakage, it is no measure of accuracy on unseen data
+    (docs/builtin_models.md)."""
     val = shared_data / "bbbc039" / "val"
     for mask in sorted(val.glob("*_masks.tif"))[:3]:
         base = mask.name.removesuffix("_masks.tif")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from napari.layers import Labels
 from test_segment_widget import discs
 
@@ -101,17 +102,34 @@ def test_training_saves_a_model_that_the_segment_widget_lists_and_uses(
     assert isinstance(labels, Labels) and labels.data.shape == (64, 64)
 
 
-def test_stop_keeps_the_last_good_checkpoint(qtbot, viewer, train) -> None:
-    train.options.set_value("n_epochs", 200)
-    stopped = []
-    assert train.start()
-    train._worker.yielded.connect(lambda _: stopped or stopped.append(train.stop()))
+def test_the_stop_button_stops_and_keeps_the_last_good_checkpoint(qtbot, viewer, train) -> None:
+    from qtpy.QtCore import Qt
 
+    from napari_cellseg.models.checkpoint import load_model
+
+    train.options.set_value("n_epochs", 200)
+    epochs: list[int] = []
+    assert not train._stop_button.isEnabled()
+    assert train.start()
+    assert train._stop_button.isEnabled()
+
+    def click_after_two_epochs(event) -> None:  # noqa: ANN001 - a Progress event
+        if getattr(event, "kind", None) == "epoch":
+            epochs.append(event.epoch)
+            if event.epoch == 2:
+                qtbot.mouseClick(train._stop_button, Qt.MouseButton.LeftButton)
+
+    train._worker.yielded.connect(click_after_two_epochs)
     qtbot.waitUntil(lambda: not train.busy, timeout=TIMEOUT_MS)
 
     assert train.result.stopped
-    assert train.result.epochs_done < 200
-    assert Path(train.result.model_path).is_file()
+    assert 2 <= train.result.epochs_done <= 3  # the click lands within a step or two
+    assert not train._stop_button.isEnabled()
+    model, checkpoint = load_model(train.result.model_path)  # the kept state loads and runs
+    assert checkpoint.epoch == train.result.epochs_done
+    with torch.no_grad():
+        out = model(torch.zeros(1, 1, 64, 64))
+    assert out.shape[-2:] == (64, 64) and torch.isfinite(out).all()
     assert [m.stopped for m in session_models.models()] == [True]
 
 
