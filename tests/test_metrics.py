@@ -149,7 +149,24 @@ def test_summarize_averages_images_and_pools_counts():
     assert summary["pooled_recall"] == pytest.approx(3 / 4)
     assert summary["pooled_precision"] == pytest.approx(1.0)
     assert summary["pooled_pq"] == pytest.approx(3 / 3.5)
+    assert summary["pooled_f1"] == pytest.approx(2 * 3 / (4 + 3))
     assert summarize([]) == {"n_images": 0}
+
+
+def test_pooled_scores_of_images_without_any_object_are_perfect_and_one_side_empty_zero():
+    empty = evaluate_pair(np.zeros((8, 8), int), np.zeros((8, 8), int))
+    both_empty = summarize([empty, empty])
+    for key in ("pooled_ap_50", "pooled_precision", "pooled_recall", "pooled_f1", "pooled_pq"):
+        assert both_empty[key] == 1.0, key
+    missed = evaluate_pair(_squares([1]), np.zeros_like(_squares([1])))
+    invented = evaluate_pair(np.zeros_like(_squares([1])), _squares([1]))
+    for rows, zero in (([missed], "pooled_recall"), ([invented], "pooled_precision")):
+        summary = summarize(rows)
+        assert summary[zero] == 0.0 and summary["pooled_ap_50"] == 0.0
+        assert summary["pooled_f1"] == 0.0 and summary["pooled_pq"] == 0.0
+    # no prediction at all: precision has nothing to divide, and is 0, not "perfect"
+    assert summarize([missed])["pooled_precision"] == 0.0
+    assert summarize([invented])["pooled_recall"] == 0.0
 
 
 def test_unsigned_and_boolean_label_arrays_are_accepted():

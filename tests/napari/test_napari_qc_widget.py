@@ -130,7 +130,11 @@ def test_bad_labels_or_none_give_a_message_naming_the_layer_not_a_traceback(view
     assert widget.rows == []
 
 
-def test_links_to_labels_a_fix_removed_are_dropped(viewer) -> None:
+def test_links_to_labels_a_fix_removed_are_dropped_and_come_back_with_undo_and_on_save(
+    viewer, tmp_path
+) -> None:
+    from napari_cellseg.io.links import read_links
+
     labels = _problem_labels()
     labels[100:102, 100:102] = 6  # a lone 4-px label linked to cell 1: a fragment of it
     layer = viewer.add_labels(labels, name="cells_masks", metadata={"links": {(1, 6), (3, 4)}})
@@ -141,21 +145,6 @@ def test_links_to_labels_a_fix_removed_are_dropped(viewer) -> None:
     widget._fix_button.click()
 
     assert not (layer.data == 6).any()
-    assert layer.metadata["links"] == {(3, 4)}
-
-
-def test_undo_of_a_fix_brings_its_links_back_and_saving_writes_the_links_as_they_stand(
-    viewer, tmp_path
-) -> None:
-    from napari_cellseg.io.links import read_links
-
-    labels = _problem_labels()
-    labels[100:102, 100:102] = 6  # a lone 4-px label linked to cell 1: a fragment of it
-    layer = viewer.add_labels(labels, name="cells_masks", metadata={"links": {(1, 6), (3, 4)}})
-    widget = _docked(viewer)
-    widget.run()
-    _select(widget, "fragment")
-    widget._fix_button.click()
     assert layer.metadata["links"] == {(3, 4)}
     target = str(tmp_path / "cells_masks.tif")
 

@@ -90,7 +90,8 @@ def test_training_saves_a_model_that_the_segment_widget_lists_and_uses(
     result = train.result
     assert result is not None and not result.stopped and result.epochs_done == 2
     assert Path(result.model_path).is_file()
-    assert math.isfinite(stall_ms) and stall_ms > 0  # the target lives in bench/ui_latency.py
+    # the 100 ms target lives in bench/ui_latency.py; a viewer frozen by training fails here
+    assert math.isfinite(stall_ms) and 0 < stall_ms < 1500
     previews = [layer for layer in viewer.layers if PREVIEW_KEY in layer.metadata]
     assert len(previews) == 1 and previews[0].data.shape == (64, 64)
     assert str(Path(result.model_path).resolve()) in segment.models
