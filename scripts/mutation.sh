@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 python3 -m pip install -q "mutmut>=3.3,<4"
 rm -rf mutants
 # the mutated copy in mutants/src must shadow the installed (editable) package
-PYTHONPATH=src mutmut run --max-children "${JOBS:-2}" > mutants.log 2>&1 || {
+# one thread per worker: thread pools made before a fork deadlock in the forked worker
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src mutmut run --max-children "${JOBS:-2}" > mutants.log 2>&1 || {
     tail -c 2000 mutants.log
     exit 1
 }

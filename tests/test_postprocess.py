@@ -275,3 +275,78 @@ def test_dcan_object_without_seed_is_kept():
     contour = obj.copy()  # everything is contour: no seed
     labels = dcan_masks(obj, contour)
     assert labels.max() == 1 and (labels[obj > 0] == 1).all()
+
+
+# ------------------------------------------------- the documented defaults and boundaries
+
+
+def _blob(shape, size: int, at=(3, 3)) -> np.ndarray:
+    """A probability map with one object of exactly ``size`` pixels (a row-major run)."""
+    prob = np.zeros(shape, np.float32)
+    prob.reshape(-1)[np.ravel_multi_index(at, shape) + np.arange(size)] = 0.9
+    return prob
+
+
+@pytest.mark.parametrize("family", ["unet", "dcan"])
+def test_objects_of_15_pixels_are_kept_and_of_14_removed_by_default(family):
+    from napari_cellseg.postprocess import dcan_masks, unet_masks
+
+    def masks(prob):
+        if family == "unet":
+            return unet_masks(prob, watershed=False)
+        return dcan_masks(prob, np.zeros_like(prob))
+
+    shape = (8, 40)
+    assert masks(_blob(shape, 15)).max() == 1
+    assert masks(_blob(shape, 14)).max() == 0
+
+
+@pytest.mark.parametrize("family", ["unet", "dcan"])
+def test_a_probability_equal_to_the_threshold_is_background(family):
+    from napari_cellseg.postprocess import dcan_masks, unet_masks
+
+    prob = np.full((12, 12), 0.5, np.float32)
+    prob[2:8, 2:8] = 0.51
+    if family == "unet":
+        labels = unet_masks(prob, watershed=False)
+    else:
+        labels = dcan_masks(prob, np.zeros_like(prob))
+    assert (labels > 0).sum() == 36
+
+
+def test_without_watershed_unet_objects_are_8_connected():
+    from napari_cellseg.postprocess import unet_masks
+
+    prob = np.zeros((20, 20), np.float32)
+    prob[2:6, 2:6] = prob[6:10, 6:10] = 0.9  # two squares touching at one corner
+    assert unet_masks(prob, watershed=False).max() == 1
+
+
+def test_probabilities_outside_0_1_are_refused_naming_the_map():
+    from napari_cellseg.postprocess import dcan_masks, unet_masks
+
+    bad, good = np.full((4, 4), 2.0, np.float32), np.zeros((4, 4), np.float32)
+    with pytest.raises(ValueError, match="^prob must hold probabilities"):
+        unet_masks(bad)
+    with pytest.raises(ValueError, match="^obj must hold probabilities"):
+        dcan_masks(bad, good)
+    with pytest.raises(ValueError, match="^contour must hold probabilities"):
+        dcan_masks(good, bad)
+    with pytest.raises(ValueError, match=r"one shape: \(4, 4\), \(4, 5\)"):
+        dcan_masks(good, np.zeros((4, 5), np.float32))
+    with pytest.raises(ValueError, match="one shape"):
+        dcan_masks(good[None], good[None])
+
+
+def test_watershed_split_depth_decides_whether_two_touching_discs_split():
+    """Two discs of radius 15: the deeper the neck between them, the more split depths split."""
+    from napari_cellseg.postprocess import unet_masks
+
+    yy, xx = np.indices((60, 110))
+    found = {}
+    for apart in (6, 14, 22, 30):
+        prob = np.zeros((60, 110), np.float32)
+        for cx in (25, 25 + apart):
+            prob[(yy - 30) ** 2 + (xx - cx) ** 2 <= 225] = 0.9
+        found[apart] = [int(unet_masks(prob, split_depth=d).max()) for d in (0.5, 2, 4, 8)]
+    assert found == {6: [1, 1, 1, 1], 14: [2, 1, 1, 1], 22: [2, 2, 2, 1], 30: [2, 2, 2, 2]}

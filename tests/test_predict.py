@@ -160,3 +160,65 @@ def test_a_diameter_resizes_the_image_to_the_models_diameter_and_back(dcan_model
     seg.diameter = -1.0
     with pytest.raises(CellsegError, match="diameter"):
         seg.network(frame)
+
+
+# ------------------------------------------------------------------ values of the helpers
+
+
+def test_sigmoid_is_the_logistic_function_in_float32():
+    from napari_cellseg.predict import _sigmoid
+
+    x = np.linspace(-30, 30, 121, dtype=np.float32)
+    got = _sigmoid(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-x.astype(np.float64))), atol=1e-6)
+
+
+def test_resize_is_bilinear_on_pixel_centres_and_antialiased_when_shrinking():
+    from napari_cellseg.predict import _resize
+
+    ramp = np.array([[[0.0, 1.0]]], np.float32)  # (1, 1, 2)
+    np.testing.assert_allclose(_resize(ramp, (1, 4))[0, 0], [0, 0.25, 0.75, 1])
+    board = (np.indices((64, 64)).sum(axis=0) % 2).astype(np.float32)[None]
+    for size in ((16, 64), (64, 16), (16, 16)):  # shrinking either axis averages the pattern
+        small = _resize(board, size)
+        assert small.shape == (1, *size) and small.dtype == np.float32
+        assert np.abs(small - 0.5).max() < 0.05, size
+
+
+def test_segment_raw_passes_channels_and_reconstruction_parameters_on():
+    from napari_cellseg import synth
+    from napari_cellseg.predict import Segmenter
+
+    seg = Segmenter.from_file("nuclei", device="cpu")
+    image, _ = synth.nuclei((128, 128), seed=4)
+    (found,) = seg.segment_raw(image)
+    assert found.labels.max() >= 3
+    (none,) = seg.segment_raw(image, min_size=128 * 128)
+    assert none.labels.max() == 0
+    stack = np.stack([image, image, image])
+    assert len(list(seg.segment_raw(stack))) == 3  # a one-channel model: three frames
+    (merged,) = seg.segment_raw(stack, channel_axis=0)  # one image of three channels
+    assert merged.labels.max() == found.labels.max()
+
+
+def test_score_dataset_scores_each_frame_of_a_stack_against_its_own_mask_frame(tmp_path):
+    from napari_cellseg import synth
+    from napari_cellseg.io import datasets
+    from napari_cellseg.io.images import write_image, write_mask
+    from napari_cellseg.predict import Segmenter, score_dataset
+
+    frames = [synth.nuclei((128, 128), seed=s) for s in (4, 5)]
+    write_image(tmp_path / "movie.tif", np.stack([f[0] for f in frames]).astype(np.float32))
+    truth = np.stack([frames[0][1], np.zeros_like(frames[1][1])])  # frame 1 left unannotated
+    write_mask(tmp_path / "movie_masks.tif", truth)
+    seen = []
+    rows = score_dataset(
+        Segmenter.from_file("nuclei", device="cpu"),
+        datasets.discover(tmp_path, "omnipose"),
+        on_image=lambda sample, i, frame, result, row: seen.append((i, row["name"])),
+    )
+    assert [r["name"] for r in rows] == ["movie[0]", "movie[1]"] == [n for _, n in seen]
+    assert [i for i, _ in seen] == [0, 1]
+    assert rows[0]["ap_50"] >= 0.9 and rows[0]["n_gt"] == int(truth[0].max())
+    assert rows[1]["n_gt"] == 0 and rows[1]["n_pred"] > 0 and rows[1]["ap_50"] == 0.0

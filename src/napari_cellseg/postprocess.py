@@ -532,14 +532,20 @@ def _check_probability(values: np.ndarray, name: str) -> None:
 
 
 def _distance_watershed(fg: np.ndarray, split_depth: float) -> np.ndarray:
-    """Split touching blobs: watershed of the distance transform from its h-maxima."""
-    from skimage.morphology import h_maxima
+    """Split touching blobs: watershed of the distance transform from its h-domes.
+
+    A seed is a regional maximum of the reconstruction of ``dist - split_depth`` under
+    ``dist``: one per dome at least ``split_depth`` high. (``skimage``'s ``h_maxima`` keeps
+    every top pixel of a dome, so two equal peaks over a shallow saddle became two seeds.)
+    """
+    from skimage.morphology import local_maxima, reconstruction
     from skimage.segmentation import watershed
 
     if not fg.any():
         return np.zeros(fg.shape, dtype=np.int32)
     dist = ndi.distance_transform_edt(fg)
-    markers = ndi.label(h_maxima(dist, split_depth), _STRUCT8)[0]
+    domes = reconstruction(dist - split_depth, dist)
+    markers = ndi.label(local_maxima(domes, connectivity=2) & fg, _STRUCT8)[0]
     labels = watershed(-dist, markers, mask=fg).astype(np.int32)
     return _label_unseeded(labels, fg)
 
