@@ -400,3 +400,34 @@ def test_problems_come_in_check_order() -> None:
     checks = [p.check for p in run_qc(labels).problems]
     assert checks == sorted(checks, key=CHECKS.index)
     assert set(checks) == {"split_label", "fragment", "border", "non_consecutive"}
+
+
+def _remapped(report, mapping):
+    """A report's findings with their label ids mapped back through ``mapping``."""
+    return sorted(
+        (p.check, p.severity, tuple(sorted(mapping.get(i, i) for i in p.labels)), p.bbox)
+        for p in report.problems
+    )
+
+
+@pytest.mark.parametrize("offset", [0, 10_000_000])  # a lookup table, or the sorted path
+@pytest.mark.parametrize("background", [True, False])
+def test_findings_do_not_depend_on_the_label_ids_or_on_having_background(offset, background):
+    from napari_cellseg import synth
+
+    _, labels = synth.nuclei((96, 96), seed=2, touching=0.5)
+    labels = labels.astype(np.int64)
+    labels[40:42, 3:6] = labels.max() + 1  # a fragment-sized label
+    if not background:  # every pixel labelled: the background becomes one more (big) label
+        labels[labels == 0] = labels.max() + 1
+    ids = np.unique(labels[labels > 0])
+    new = np.zeros(int(labels.max()) + 1, np.int64)
+    new[ids] = np.arange(ids.size) * 7 + 3 + offset  # other, non-consecutive ids
+    moved = new[labels]
+    back = {int(new[i]): int(i) for i in ids}
+    reference, report = run_qc(labels), run_qc(moved)
+    assert report.n_labels == reference.n_labels == ids.size
+    ignore = {"non_consecutive"}  # the new ids are gapped on purpose
+    drop = lambda found: [f for f in found if f[0] not in ignore]  # noqa: E731
+    assert drop(_remapped(report, back)) == drop(_remapped(reference, {}))
+    assert "fragment" in {p.check for p in reference.problems}
