@@ -400,3 +400,72 @@ def test_frame_layout_splits_a_shape_as_iter_frames_splits_the_array(shape, ncha
     if frames is None or any(f.shape[0] != (nchan or f.shape[0]) for f in frames):
         return  # a channel-count refusal: iter_frames checks channels, frame_layout does not
     assert frame_layout(shape, None, nchan) == (len(frames), frames[0].shape[1:])
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "photometric"),
+    [
+        ((20, 30, 3), np.uint8, "RGB"),
+        ((20, 30, 4), np.uint16, "RGB"),
+        ((20, 30, 3), np.float32, "MINISBLACK"),  # float colour is not RGB to TIFF readers
+        ((20, 30, 2), np.uint8, "MINISBLACK"),
+        ((5, 20, 30), np.uint16, "MINISBLACK"),
+        ((20, 30), np.float32, "MINISBLACK"),
+    ],
+)
+def test_written_tiffs_keep_their_layout_and_tell_readers_what_they_hold(
+    tmp_path, shape, dtype, photometric
+):
+    image = (np.arange(np.prod(shape)) % 200).reshape(shape).astype(dtype)
+    write_image(tmp_path / "x.tif", image)
+    np.testing.assert_array_equal(read_image(tmp_path / "x.tif"), image)
+    with tifffile.TiffFile(tmp_path / "x.tif") as tif:
+        page = tif.pages[0]
+        assert page.photometric.name == photometric
+        if len(shape) == 3 and shape[-1] <= 4:
+            assert page.planarconfig.name == "CONTIG"  # channels stay interleaved, last
+
+
+@pytest.mark.parametrize(
+    ("shape", "cyx"),
+    [
+        ((4, 20, 30), (4, 20, 30)),  # four channels first: the most a channel axis holds
+        ((5, 20, 30), None),  # five: frames
+        ((20, 30, 4), (3, 20, 30)),  # RGBA: the alpha channel is dropped
+        ((5, 20, 4), (3, 5, 20)),  # channels last beat a first axis of 5
+        ((4, 20, 4), (4, 20, 4)),  # both short: channels first (the Omnipose convention)
+    ],
+)
+def test_the_channel_axis_guess_at_its_boundaries(shape, cyx):
+    assert is_stack(np.zeros(shape, np.uint8)) is (cyx is None)
+    if cyx is not None:
+        assert to_cyx(np.zeros(shape, np.uint8)).shape == cyx
+
+
+def test_a_short_stack_is_frames_for_a_one_channel_model_and_channels_otherwise():
+    arr = np.arange(2 * 6 * 7, dtype=np.float32).reshape(2, 6, 7)
+    assert is_stack(arr, nchan=1) and not is_stack(arr) and not is_stack(arr, nchan=2)
+    assert not is_stack(np.zeros((1, 6, 7)), nchan=1)
+
+
+@pytest.mark.parametrize(("layout", "axis"), [("TYXC", 3), ("TCYX", 1), ("CTYX", 0), ("TYXC", -1)])
+def test_frames_of_a_4d_stack_follow_its_channel_axis(layout, axis):
+    t, c, y, x = 3, 2, 6, 7
+    tcyx = np.arange(t * c * y * x, dtype=np.float32).reshape(t, c, y, x)
+    order = {"TYXC": (0, 2, 3, 1), "TCYX": (0, 1, 2, 3), "CTYX": (1, 0, 2, 3)}[layout]
+    raw = tcyx.transpose(order)
+    frames = list(iter_frames(raw, channel_axis=axis, nchan=2))
+    assert len(frames) == t
+    for i, frame in enumerate(frames):
+        np.testing.assert_array_equal(frame, tcyx[i])
+    with pytest.raises(CellsegError, match="2 channels but 3"):
+        list(iter_frames(raw, channel_axis=axis, nchan=3))
+
+
+def test_frames_of_a_3d_stack_are_checked_against_the_channels_a_model_takes():
+    stack = np.zeros((6, 8, 9), np.float32)
+    assert [f.shape for f in iter_frames(stack, nchan=1)] == [(1, 8, 9)] * 6
+    with pytest.raises(CellsegError, match="1 channel but 2"):
+        list(iter_frames(stack, nchan=2))
+    with pytest.raises(CellsegError, match="3 channels but 1"):
+        list(iter_frames(np.zeros((8, 9, 3), np.uint8), nchan=1))
