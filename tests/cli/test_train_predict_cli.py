@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -349,3 +350,70 @@ def test_demo_runs_the_whole_job_in_its_quick_form(tmp_path, capsys):
     assert masks.shape == tifffile.imread(out / "test" / "bacteria_000.tif").shape
     with Image.open(out / "predictions" / "bacteria_000_outlines.png") as png:
         assert png.size == masks.shape[::-1]
+
+
+@pytest.fixture(scope="module")
+def nuclei_dir(tmp_path_factory) -> Path:
+    """Two synthetic nuclei images (and masks) in a folder, and two more one level down."""
+    root = tmp_path_factory.mktemp("nuclei") / "data"
+    synth.make_dataset(root, kind="nuclei", n=2, shape=(128, 128), seed=11)
+    synth.make_dataset(root / "sub", kind="nuclei", n=1, shape=(128, 128), seed=12)
+    return root
+
+
+def test_predict_writes_beside_the_input_in_cellseg_masks_by_default(nuclei_dir, tmp_path):
+    data = tmp_path / "d"
+    shutil.copytree(nuclei_dir, data)
+    assert main(["predict", "--model", "nuclei", "--dir", str(data)]) == 0
+    assert sorted(p.name for p in (data / "cellseg_masks").iterdir()) == [
+        "nuclei_000_masks.tif",
+        "nuclei_001_masks.tif",
+    ]
+
+
+def test_predict_reads_subfolders_and_image_suffixes_when_asked(nuclei_dir, tmp_path):
+    out = tmp_path / "out"
+    argv = ["predict", "--model", "nuclei", "--dir", str(nuclei_dir), "--output", str(out)]
+    assert main([*argv, "--look_one_level_down"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "nuclei_000_masks.tif",
+        "nuclei_001_masks.tif",
+        "sub_nuclei_000_masks.tif",
+    ]
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    shutil.copy(nuclei_dir / "nuclei_000.tif", renamed / "a_img.tif")
+    shutil.copy(nuclei_dir / "nuclei_001.tif", renamed / "b.tif")
+    argv = ["predict", "--model", "nuclei", "--dir", str(renamed), "--output", str(out / "f")]
+    assert main([*argv, "--img_filter", "_img"]) == 0
+    assert [p.name for p in (out / "f").iterdir()] == ["a_masks.tif"]
+
+
+def test_predict_passes_its_options_to_the_model_and_the_reconstruction(
+    nuclei_dir, tmp_path, monkeypatch, capsys
+):
+    from napari_cellseg.predict import Segmenter
+
+    seen = {}
+    original = Segmenter.from_file.__func__
+
+    def spy(cls, model, **kwargs):  # noqa: ANN001, ANN003
+        seen.update(kwargs)
+        return original(cls, model, **kwargs)
+
+    monkeypatch.setattr(Segmenter, "from_file", classmethod(spy))
+    argv = ["predict", "--model", "nuclei", "--dir", str(nuclei_dir)]
+    out = tmp_path / "big"
+    options = ["--tile", "256", "--batch_size", "3", "--diameter", "27", "--device", "cpu"]
+    assert main([*argv, "--output", str(out), *options]) == 0
+    assert seen == {"device": "cpu", "tile": 256, "batch_size": 3, "diameter": 27.0}
+    assert main([*argv, "--output", str(tmp_path / "gpu"), "--use_gpu"]) == 0
+    assert seen["device"] == "auto"
+    assert main([*argv, "--output", str(tmp_path / "none"), "--min_size", "100000"]) == 0
+    assert tifffile.imread(tmp_path / "none" / "nuclei_000_masks.tif").max() == 0
+    assert tifffile.imread(out / "nuclei_000_masks.tif").max() > 0
+    capsys.readouterr()
+    assert main([*argv, "--output", str(tmp_path / "x"), "--threshold", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--threshold do(es) not apply to omni models; use --mask_threshold, " in err
+    assert not (tmp_path / "x").exists()
