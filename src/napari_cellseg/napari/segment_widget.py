@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 #: Metadata key of the layers this widget writes (value: ``{"image", "model"}``).
 RESULT_KEY = "cellseg_segmentation"
+#: Metadata key of the fingerprint of what Segment last wrote into a result layer (layers
+#: reach a plugin through proxies, so the layer object itself cannot be the key).
+WRITTEN_KEY = "cellseg_written"
 #: Network outputs kept in memory (per model and image), most recent first.
 CACHE_SIZE = 2
 #: Reconstruction parameters are applied this long after the last change (ms).
@@ -312,7 +315,6 @@ class SegmentWidget(QWidget):
         self._progress: cancelable_progress | None = None
         self._tiles: tuple[int, int, int, int] = (0, 0, 0, 0)  # frame, frames, tile, tiles
         self._last: tuple[_Job, str] | None = None  # last run and its result layer
-        self._written: dict[int, bytes] = {}  # digest of what was written, per result layer
         self._pending = False
 
         self._model_combo = QComboBox()
@@ -655,7 +657,7 @@ class SegmentWidget(QWidget):
                 )
         else:
             layer.data = stack
-        self._written[id(layer)] = _digest(layer.data)
+        layer.metadata[WRITTEN_KEY] = _digest(layer.data)
         if self._outputs_check.isChecked():
             self._show_outputs(job, cached, source)
         self._last = (job, layer.name)
@@ -674,7 +676,7 @@ class SegmentWidget(QWidget):
     def _written_here(self, layer: Any) -> tuple[Any, bool]:
         """``layer`` and whether it holds exactly what this widget last wrote into it (so a
         new result may replace it: it has no edits of the user's)."""
-        return layer, self._written.get(id(layer)) == _digest(layer.data)
+        return layer, layer.metadata.get(WRITTEN_KEY) == _digest(layer.data)
 
     def _result_layer(self, meta: dict[str, str], kind: type) -> Any:
         return next(iter(self._results(meta, kind)), None)
