@@ -324,7 +324,8 @@ def test_train_resume_on_the_command_line_continues_the_interrupted_run(tmp_path
     with contextlib.redirect_stdout(io.StringIO()):
         assert main([*base, "--n_epochs", "1", "--model", str(model)]) == 0
         first = torch_load_epoch(model)
-        assert main([*base, "--n_epochs", "3", "--resume", str(model)]) == 0
+        with pytest.warns(UserWarning, match="--n_epochs 1 -> 3: the learning-rate schedule"):
+            assert main([*base, "--n_epochs", "3", "--resume", str(model)]) == 0
     assert (first, torch_load_epoch(model)) == (1, 3)
     with open(tmp_path / "m.csv", newline="") as fh:
         assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2, 3]
