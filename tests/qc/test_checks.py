@@ -431,3 +431,32 @@ def test_findings_do_not_depend_on_the_label_ids_or_on_having_background(offset,
     drop = lambda found: [f for f in found if f[0] not in ignore]  # noqa: E731
     assert drop(_remapped(report, back)) == drop(_remapped(reference, {}))
     assert "fragment" in {p.check for p in reference.problems}
+
+
+def _diagonal_cells(size: int = 20, seam: int = 1) -> np.ndarray:
+    """Two triangles either side of a diagonal background band ``seam`` pixels thick."""
+    yy, xx = np.indices((size, size))
+    labels = np.zeros((size, size), np.uint16)
+    labels[(xx - yy) > seam] = 1
+    labels[(yy - xx) > 0] = 2
+    labels[[0, -1], :] = labels[:, [0, -1]] = 0  # off the border
+    return labels
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [two_cells(1), two_cells(2).T.copy(), _diagonal_cells(), two_cells(1)[:, ::-1].copy()],
+    ids=["side by side", "one above the other", "diagonal", "mirrored"],
+)
+def test_gaps_are_found_and_closed_whatever_their_orientation(labels) -> None:
+    from napari_cellseg.qc import fix as qc_fix
+
+    (problem,) = found(run_qc(labels), "gap")
+    assert problem.labels == (1, 2)
+    fixed = qc_fix(labels, "gap")
+    assert not found(run_qc(fixed), "gap")
+    grown = (fixed != labels) & (labels == 0)
+    assert grown.any() and (fixed[fixed != labels] > 0).all()
+    assert set(np.unique(fixed[grown]).tolist()) <= {1, 2}
+    for value in (1, 2):  # each cell only grows
+        assert ((labels == value) <= (fixed == value)).all()
