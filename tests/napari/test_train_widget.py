@@ -201,3 +201,13 @@ def test_the_demo_viewer_docks_the_three_widgets_on_the_sample_data() -> None:
         assert docks["Train"][1].pairs() == [Pair("nuclei_masks", "nuclei", "train", True)]
     finally:
         viewer.close()
+
+
+def test_an_existing_model_file_is_not_replaced_by_a_new_run(viewer, train, notes, tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"a model trained yesterday")
+
+    assert not train.start()
+
+    assert not train.busy
+    assert any("model.pt already exists and would be replaced" in m for m in notes.errors())
+    assert (tmp_path / "model.pt").read_bytes() == b"a model trained yesterday"

@@ -617,6 +617,11 @@ class TrainWidget(QWidget):
         if not output:
             stamp = datetime.now().strftime("%Y_%m_%d_%H_%M_%S")
             config.model = str(DEFAULT_MODEL_DIR / f"cellseg_{config.architecture}_{stamp}.pt")
+        elif Path(output).exists():
+            raise CellsegError(
+                f"the model file {output} already exists and would be replaced: choose another "
+                "name under 'Save to' (to go on from it, pick it under 'Start from')"
+            )
         return config
 
     # ------------------------------------------------------------------ pairs
