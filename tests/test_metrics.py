@@ -180,3 +180,42 @@ def test_mismatched_shapes_and_float_labels_are_refused():
         match(np.zeros((4, 4), np.int32), np.zeros((4, 5), np.int32))
     with pytest.raises(TypeError, match="integer"):
         iou_matrix(np.zeros((4, 4)), np.zeros((4, 4), np.int32))
+
+
+def _renumbered(labels: np.ndarray, offset: int, step: int = 7) -> np.ndarray:
+    ids = np.unique(labels[labels > 0])
+    lut = np.zeros(int(labels.max()) + 1, np.int64)
+    lut[ids] = offset + 3 + step * np.arange(ids.size)
+    return lut[labels]
+
+
+@pytest.mark.parametrize("offset", [0, 10**9])  # lookup table, or the sorted path
+@pytest.mark.parametrize("background", [True, False])
+def test_scores_do_not_depend_on_label_ids_or_on_background(offset, background):
+    rng = np.random.default_rng(3)
+    gt = _squares([1, 2, 3, 4])
+    pred = np.roll(gt, 2, axis=1)
+    pred[pred == 3] = 0
+    if not background:  # every pixel labelled: the background is one more object
+        gt[gt == 0], pred[pred == 0] = 9, 9
+    reference = evaluate_pair(gt, pred)
+    moved = evaluate_pair(_renumbered(gt, offset), _renumbered(pred, offset + rng.integers(99)))
+    assert moved == reference
+    assert reference["n_gt"] == (4 if background else 5)
+
+
+def test_many_objects_take_the_sparse_table_and_score_the_same():
+    gt = np.arange(1, 60 * 80 + 1).reshape(60, 80)  # 4,800 one-pixel objects
+    pred = gt.copy()
+    pred[:, :40] = 0
+    scores = evaluate_pair(gt, pred)
+    assert (scores["n_gt"], scores["n_pred"], scores["tp"]) == (4800, 2400, 2400)
+    assert scores["ap_50"] == pytest.approx(0.5) and scores["precision"] == 1.0
+    assert match(gt, pred).n_pred == 2400
+
+
+def test_zero_size_images_score_as_empty():
+    empty = np.zeros((0, 5), int)
+    scores = evaluate_pair(empty, empty)
+    assert scores["n_gt"] == scores["n_pred"] == 0 and scores["ap_50"] == 1.0
+    assert iou_matrix(empty, empty).shape == (0, 0)
