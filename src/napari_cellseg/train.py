@@ -501,6 +501,11 @@ def _written_files(config: TrainConfig, model_path: Path) -> list[Path]:
     return files
 
 
+def _csv_path(config: TrainConfig, model_path: Path) -> Path:
+    """The CSV log: ``--csv_log``, else ``<model>.csv``."""
+    return Path(config.csv_log) if config.csv_log else model_path.with_suffix(".csv")
+
+
 def _check_outputs(config: TrainConfig, model_path: Path) -> None:
     """Refuse a new run whose model, yaml or CSV log would replace existing files.
 
@@ -508,7 +513,7 @@ def _check_outputs(config: TrainConfig, model_path: Path) -> None:
     """
     if config.resume:
         return
-    csv_path = Path(config.csv_log) if config.csv_log else model_path.with_suffix(".csv")
+    csv_path = _csv_path(config, model_path)
     if model_path.exists():
         raise CellsegError(
             f"{model_path} already exists and a new run would replace it. Continue its training "
@@ -668,7 +673,7 @@ class _Logger:
 
         tb_dir = Path(config.tb_dir) if config.tb_dir else model_path.parent / "tensorboard"
         self.tb = SummaryWriter(log_dir=str(tb_dir / model_path.stem))
-        self.csv_path = Path(config.csv_log) if config.csv_log else model_path.with_suffix(".csv")
+        self.csv_path = _csv_path(config, model_path)
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.csv_path.exists() or not config.resume
         self._csv_file = open(self.csv_path, "w" if new else "a", newline="")  # noqa: SIM115

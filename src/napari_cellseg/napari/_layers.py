@@ -66,6 +66,31 @@ def as_layer_links(labels: np.ndarray, links: Any) -> Any:
     return links
 
 
+def as_frame(key: int | tuple[int, ...]) -> tuple[int, ...]:
+    """A key of per-frame links (an int for a stack of samples) as a frame index."""
+    return key if isinstance(key, tuple) else (key,)
+
+
+def frame_links(links: Any, frame: tuple[int, ...]) -> Links | None:
+    """The links of one frame of a layer, from its links as :func:`as_layer_links` keeps them.
+
+    Parameters
+    ----------
+    links
+        A set of pairs (2D layer), ``{frame index: pairs}`` (stack) or None.
+    frame
+        The frame's leading index, ``()`` for a 2D layer.
+
+    Returns
+    -------
+    set or None
+        The frame's pairs, None when it has none recorded.
+    """
+    if isinstance(links, Mapping):
+        return next((pairs for key, pairs in links.items() if as_frame(key) == frame), None)
+    return links if not frame else None
+
+
 def links_layer(labels: np.ndarray, links: Links | Mapping[int, Links], name: str) -> LayerData:
     """Layer data for a Shapes layer of lines joining the centres of linked labels.
 

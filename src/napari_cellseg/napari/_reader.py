@@ -164,10 +164,10 @@ def read_masks(path: str) -> list[LayerData]:
     labels = read_mask(path)
     name = Path(path).stem
     links_file = Path(links_path_for(path))
-    links: set[tuple[int, int]] = set()
+    links: Any = set()
     if links_file.is_file():
         try:
-            links = read_links(links_file, labels=labels)
+            links = as_layer_links(labels, read_links(links_file, labels=labels))
         except CellsegError as err:
             show_warning(f"CellSeg opened {path} without its links: {err}")
     layers = [labels_layer(labels, name, links)]
@@ -203,15 +203,15 @@ def read_links_file(path: str) -> list[Any]:
     layer = _open_labels_layer(base + MASK_SUFFIX)
     if layer is not None:
         labels = np.asarray(layer.data)
-        links = read_links(path, labels=labels)
-        layer.metadata["links"] = as_layer_links(labels, links)
+        links = as_layer_links(labels, read_links(path, labels=labels))
+        layer.metadata["links"] = links
         return [links_layer(labels, links, _links_name(layer.name))]
     folder = Path(path).parent
     for ext in MASK_EXTENSIONS:
         mask = folder / f"{base}{MASK_SUFFIX}{ext}"
         if mask.is_file():
             labels = read_mask(mask)
-            links = read_links(path, labels=labels)
+            links = as_layer_links(labels, read_links(path, labels=labels))
             links_data = links_layer(labels, links, _links_name(mask.stem))
             return [labels_layer(labels, mask.stem, links), links_data]
     raise CellsegError(

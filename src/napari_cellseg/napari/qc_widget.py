@@ -41,6 +41,7 @@ from napari_cellseg.napari._edits import (
     check_editable,
     current_links,
 )
+from napari_cellseg.napari._layers import as_frame, frame_links
 from napari_cellseg.qc import fix as qc_fix
 from napari_cellseg.qc import run_qc
 
@@ -241,12 +242,15 @@ class QCWidget(QWidget):
             shape = image.data.shape[:-1] if image.rgb else image.data.shape
             image_shape = tuple(shape[-2:])
         params = self._params()
+        links = current_links(layer.data, layer.metadata)
         rows: list[Row] = []
         for frame in np.ndindex(layer.data.shape[:-2]):
             labels = np.asarray(layer.data[frame])
             where = f"frame {frame} of " if frame else ""
             as_labels(labels, source=f"{where}Labels layer '{layer.name}'")  # refuses negatives
-            report = run_qc(labels, image_shape, _links(layer, frame), **params, source=layer.name)
+            report = run_qc(
+                labels, image_shape, frame_links(links, frame), **params, source=layer.name
+            )
             rows.extend(Row(frame, problem) for problem in report.problems)
         return rows
 
@@ -380,13 +384,14 @@ class QCWidget(QWidget):
         try:
             if not to_new_layer:
                 check_editable(layer)
+            before = current_links(layer.data, layer.metadata)
             fixed = {
                 frame: qc_fix(
-                    np.asarray(layer.data[frame]), check, links=_links(layer, frame), **params
+                    np.asarray(layer.data[frame]), check, links=frame_links(before, frame), **params
                 )
                 for frame in frames
             }
-            links = _links_after(current_links(layer.data, layer.metadata), fixed, check)
+            links = _links_after(before, fixed, check)
             if to_new_layer:
                 target = self._new_layer_with(layer, fixed, links)
                 message = f"fixed '{check}' problems of '{layer.name}' into '{target}'"
@@ -420,17 +425,6 @@ class QCWidget(QWidget):
         return new_layer.name
 
 
-def _links(layer: Labels, frame: Frame) -> set[tuple[int, int]] | None:
-    """Links of one frame of a layer, from ``metadata['links']`` as set by the readers.
-
-    A 2D layer stores a set of pairs; a stack stores ``{frame index: set of pairs}``.
-    """
-    links = current_links(layer.data, layer.metadata)
-    if isinstance(links, dict):
-        return next((pairs for key, pairs in links.items() if _as_frame(key) == frame), None)
-    return links if not frame else None
-
-
 def _links_after(links: Any, fixed: dict[Frame, np.ndarray], check: str) -> Any:
     """The layer's links after a fix: pairs whose labels are gone are dropped (all of them
     after a semantic-mask fix, whose new ids are unrelated to the old ones); None if the layer
@@ -447,15 +441,10 @@ def _links_after(links: Any, fixed: dict[Frame, np.ndarray], check: str) -> Any:
     if isinstance(links, dict):
         out = {}
         for key, pairs in links.items():
-            frame = _as_frame(key)
+            frame = as_frame(key)
             out[key] = kept(pairs, fixed[frame]) if frame in fixed else pairs
         return out
     return kept(links, fixed[()]) if () in fixed else links
-
-
-def _as_frame(key: int | Frame) -> Frame:
-    """A key of per-frame links (an int for a stack of samples) as a frame index."""
-    return key if isinstance(key, tuple) else (key,)
 
 
 def _rectangle(frame: Frame, bbox: tuple[int, int, int, int]) -> np.ndarray:

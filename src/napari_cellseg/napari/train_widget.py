@@ -56,6 +56,7 @@ from qtpy.QtWidgets import (
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.napari._edits import current_links
+from napari_cellseg.napari._layers import frame_links
 from napari_cellseg.napari._models import SessionModel, session_models
 from napari_cellseg.napari.segment_widget import Frame, core_ready, layer_frames, preload_core
 from napari_cellseg.qc import run_qc
@@ -727,12 +728,13 @@ class TrainWidget(QWidget):
                 focus.setdefault("blocking", (pair.labels, pair.image))
                 continue
             shape = image.data.shape[:-1] if image.rgb else image.data.shape
+            links = current_links(labels.data, labels.metadata)
             for frame in np.ndindex(*labels.data.shape[:-2]):
                 where = f"'{pair.labels}'" + (f" frame {frame}" if frame else "")
                 report = run_qc(
                     np.asarray(labels.data[frame]),
                     tuple(shape[-2:]),
-                    _frame_links(current_links(labels.data, labels.metadata), frame),
+                    frame_links(links, frame),
                     source=pair.labels,
                 )
                 for problem in report.problems:
@@ -856,7 +858,7 @@ class TrainWidget(QWidget):
                 (data.val_images if val else data.images).append(frame.data)
                 (data.val_labels if val else data.labels).append(label_data[frame.index])
                 (data.val_names if val else data.names).append(name)
-                (data.val_links if val else data.links).append(_frame_links(links, frame.index))
+                (data.val_links if val else data.links).append(frame_links(links, frame.index))
         return data
 
     def _preview_frame(self, config: TrainConfig) -> tuple[str, Frame] | None:
@@ -997,14 +999,6 @@ class TrainWidget(QWidget):
             self._progress = None
         self._start_button.setEnabled(True)
         self._stop_button.setEnabled(False)
-
-
-def _frame_links(links: Any, frame: tuple[int, ...]) -> Any:
-    """Links of one frame: a 2D layer stores a set, a stack ``{frame index: set}``."""
-    if isinstance(links, dict):
-        key = frame[0] if len(frame) == 1 else frame
-        return links.get(key)
-    return links if not frame else None
 
 
 def _spatial_placement(layer: Image) -> dict[str, Any]:
