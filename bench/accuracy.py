@@ -81,8 +81,8 @@ def train_ours(
         The model and how long it trained.
     """
     from napari_cellseg.config import TrainConfig
-    from napari_cellseg.data import load_items
     from napari_cellseg.train import Progress, crops_per_epoch, train_until
+    from napari_cellseg.train.samples import load_items
 
     config = TrainConfig(
         dir=str(train_dir),

@@ -40,10 +40,12 @@ def ours_worker(pairs: list[list[str]], epochs: int, nbase: str | None, workers:
     """Child process: train ours and print one JSON line of measurements."""
     import tifffile
 
+    from napari_cellseg.cli.train import tune_allocator
     from napari_cellseg.config import TrainConfig
-    from napari_cellseg.data import make_items
     from napari_cellseg.train import train
+    from napari_cellseg.train.samples import make_items
 
+    tune_allocator()  # as `cellseg train` does
     out = tempfile.mkdtemp(prefix="cellseg-bench-")
     config = TrainConfig(
         architecture="omni",

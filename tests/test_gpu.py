@@ -25,8 +25,8 @@ def test_builtin_nuclei_on_the_gpu_finds_what_it_finds_on_the_cpu() -> None:
 
 def test_training_steps_on_the_gpu_lower_the_loss(tmp_path) -> None:
     from napari_cellseg.config import TrainConfig
-    from napari_cellseg.data import make_items
     from napari_cellseg.train import train_until
+    from napari_cellseg.train.samples import make_items
 
     pairs = [synth.bacteria((128, 128), seed=i) for i in range(2)]
     config = TrainConfig(

@@ -8,10 +8,10 @@ import tifffile
 
 from napari_cellseg.cli import main
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.data import load_items
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.io.datasets import discover, pair_problem
 from napari_cellseg.qc import qc_dataset
+from napari_cellseg.train.samples import load_items
 
 #: (image shape, mask shape, fits with --nchan 1)
 PAIRS = [

@@ -7,11 +7,11 @@ import pytest
 
 from napari_cellseg import synth
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.data import make_items
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.metrics import average_precision, match
-from napari_cellseg.predict import Segmenter, _compact_dtype
+from napari_cellseg.predict.segmenter import Segmenter, _compact_dtype
 from napari_cellseg.train import train
+from napari_cellseg.train.samples import make_items
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,7 @@ def test_a_diameter_resizes_the_image_to_the_models_diameter_and_back(dcan_model
 
 
 def test_sigmoid_is_the_logistic_function_in_float32():
-    from napari_cellseg.predict import _sigmoid
+    from napari_cellseg.predict.segmenter import _sigmoid
 
     x = np.linspace(-30, 30, 121, dtype=np.float32)
     got = _sigmoid(x)
@@ -175,7 +175,7 @@ def test_sigmoid_is_the_logistic_function_in_float32():
 
 
 def test_resize_is_bilinear_on_pixel_centres_and_antialiased_when_shrinking():
-    from napari_cellseg.predict import _resize
+    from napari_cellseg.predict.segmenter import _resize
 
     ramp = np.array([[[0.0, 1.0]]], np.float32)  # (1, 1, 2)
     np.testing.assert_allclose(_resize(ramp, (1, 4))[0, 0], [0, 0.25, 0.75, 1])

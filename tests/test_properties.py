@@ -17,10 +17,13 @@ from skimage.segmentation import relabel_sequential
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.io.links import links_by_frame, read_links, write_links
 from napari_cellseg.metrics import average_precision, evaluate_pair, match
-from napari_cellseg.postprocess import fill_label_holes, omni_masks, remove_small, renumber
+from napari_cellseg.reconstruction import fill_label_holes, omni_masks, remove_small, renumber
 
 SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    derandomize=True,  # the same examples on every run: CI does not turn red by chance
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 label_images = arrays(
@@ -129,9 +132,14 @@ def test_matching_is_one_to_one_and_symmetric(gt, pred_seed, threshold):
     assert len(set(forward.gt_ids.tolist())) == forward.gt_ids.size
     assert len(set(forward.pred_ids.tolist())) == forward.pred_ids.size
     assert (forward.ious > threshold).all()
-    assert sorted(zip(forward.gt_ids.tolist(), forward.pred_ids.tolist())) == sorted(
-        zip(backward.pred_ids.tolist(), backward.gt_ids.tolist())
-    )
+    # the same number of matches and total IoU both ways (with ties in the total IoU the
+    # Hungarian algorithm may pick another of the equally good matchings)
+    assert forward.gt_ids.size == backward.gt_ids.size
+    assert forward.ious.sum() == pytest.approx(backward.ious.sum())
+    if threshold >= 0.5:  # at most one candidate per object: the matching is unique
+        assert sorted(zip(forward.gt_ids.tolist(), forward.pred_ids.tolist())) == sorted(
+            zip(backward.pred_ids.tolist(), backward.gt_ids.tolist())
+        )
     ap = average_precision(gt, pred, [threshold])[0]
     tp = forward.gt_ids.size
     fp, fn = forward.n_pred - tp, forward.n_gt - tp

@@ -13,10 +13,11 @@ import torch
 
 from napari_cellseg import synth
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.data import make_items, prepare_image
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.models.checkpoint import load_checkpoint
+from napari_cellseg.preprocess import Channels, prepare_image
 from napari_cellseg.train import Progress, train, train_until
+from napari_cellseg.train.samples import make_items
 
 
 def _items(config: TrainConfig, n: int = 3, seed: int = 0, shape=(96, 96)):
@@ -211,13 +212,13 @@ def test_training_from_a_folder_with_the_cli(tmp_path):
 def test_a_short_grey_stack_is_frames_for_a_one_channel_model_and_rgb_is_one_image() -> None:
     rng = np.random.default_rng(0)
     stack = rng.random((3, 40, 50)).astype(np.float32)
-    frames = prepare_image(stack, TrainConfig(nchan=1), source="stack.tif")
+    frames = prepare_image(stack, Channels(nchan=1), source="stack.tif")
     assert [f.shape for f in frames] == [(1, 40, 50)] * 3
     assert np.corrcoef(frames[1].ravel(), stack[1].ravel())[0, 1] > 0.999  # not averaged
 
-    (rgb,) = prepare_image(rng.random((40, 50, 3)), TrainConfig(nchan=1), source="rgb.png")
+    (rgb,) = prepare_image(rng.random((40, 50, 3)), Channels(nchan=1), source="rgb.png")
     assert rgb.shape == (1, 40, 50)
-    (cyx,) = prepare_image(stack, TrainConfig(nchan=3), source="cyx.tif")
+    (cyx,) = prepare_image(stack, Channels(nchan=3), source="cyx.tif")
     assert cyx.shape == (3, 40, 50)
 
 
@@ -266,7 +267,7 @@ def test_resuming_with_other_epochs_says_how_the_schedule_changes_and_the_clock_
 
 
 def test_the_default_amp_auto_trains_on_this_cpu_in_the_precision_it_supports(tmp_path):
-    from napari_cellseg.train import _cpu_has_bf16, autocast_dtype
+    from napari_cellseg.runtime import _cpu_has_bf16, autocast_dtype
 
     cpu = torch.device("cpu")
     assert autocast_dtype(cpu, "auto") == (torch.bfloat16 if _cpu_has_bf16() else None)

@@ -9,7 +9,7 @@ import pytest
 from napari.layers import Labels
 
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.napari._models import SessionModel, session_models
+from napari_cellseg.napari._session_models import SessionModel, session_models
 from napari_cellseg.napari.segment_widget import RESULT_KEY, SegmentWidget, layer_frames
 
 TIMEOUT_MS = 60_000

@@ -12,7 +12,7 @@ import torch
 from napari.layers import Labels
 from test_segment_widget import discs
 
-from napari_cellseg.napari._models import session_models
+from napari_cellseg.napari._session_models import session_models
 from napari_cellseg.napari.segment_widget import RESULT_KEY, SegmentWidget
 from napari_cellseg.napari.train_widget import PREVIEW_KEY, Pair, TrainWidget, pair_image
 

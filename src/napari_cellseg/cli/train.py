@@ -43,11 +43,30 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def tune_allocator() -> None:
+    """Let glibc keep freed memory instead of returning it to the system at once.
+
+    Augmentation and targets allocate and free many crop-sized temporaries; on virtual
+    machines where fresh pages are expensive, returning them costs more than the work itself.
+    A no-op where glibc is not the allocator.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the training generator with a progress bar."""
     from tqdm import tqdm
 
     from napari_cellseg.train import train
+
+    tune_allocator()
 
     config = config_from_args(args)
     if args.evaluate and not config.test_dir:
@@ -90,9 +109,9 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate(model_path: Path, config: TrainConfig) -> None:
     """Score the model on the validation folder(s) and print the evaluate tables."""
     from napari_cellseg.cli.evaluate import print_tables
-    from napari_cellseg.data import discover_folders
     from napari_cellseg.metrics import summarize
     from napari_cellseg.predict import Segmenter, score_dataset
+    from napari_cellseg.train.samples import discover_folders
 
     seg = Segmenter.from_file(model_path, device=config.device)
     rows = []

@@ -42,7 +42,7 @@ from qtpy.QtWidgets import (
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.napari._models import session_models
+from napari_cellseg.napari._session_models import session_models
 
 if TYPE_CHECKING:
     import napari.viewer
@@ -175,7 +175,7 @@ def core_ready() -> None:
 
 def _param_help(function_name: str) -> dict[str, str]:
     """Parameter descriptions from the numpydoc docstring of a reconstruction function."""
-    from napari_cellseg import postprocess
+    from napari_cellseg import reconstruction as postprocess
 
     doc = getattr(postprocess, function_name).__doc__ or ""
     section = doc.split("Parameters", 1)[-1].split("Returns", 1)[0]

@@ -2,7 +2,7 @@
 
 The widget is thin: the options are the fields of :class:`napari_cellseg.config.TrainConfig`
 (defaults, help and choices read from it), the samples come from
-:func:`napari_cellseg.data.make_items`, the annotations are checked with
+:func:`napari_cellseg.train.samples.make_items`, the annotations are checked with
 :func:`napari_cellseg.qc.run_qc`, and the training loop is the generator
 :func:`napari_cellseg.train.train` run in a napari thread worker. Layer data are copied before
 the worker starts; the worker never reads or writes a layer, and layers change only in the
@@ -57,7 +57,7 @@ from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.napari._edits import current_links
 from napari_cellseg.napari._layers import frame_links
-from napari_cellseg.napari._models import SessionModel, session_models
+from napari_cellseg.napari._session_models import SessionModel, session_models
 from napari_cellseg.napari.segment_widget import Frame, core_ready, layer_frames, preload_core
 from napari_cellseg.qc import run_qc
 
@@ -325,7 +325,8 @@ class TrainData:
     ----------
     images, labels, names, links
         Training frames: raw image frames (``(Y, X)``, ``(Y, X, C)`` or ``(C, Y, X)``), label
-        frames, sample names and links, as :func:`napari_cellseg.data.make_items` takes them.
+        frames, sample names and links, as
+        :func:`napari_cellseg.train.samples.make_items` takes them.
     val_images, val_labels, val_names, val_links
         The same for validation.
     """
@@ -1051,8 +1052,8 @@ def run_training(
         The training result.
     """
     core_ready()
-    from napari_cellseg.data import make_items
     from napari_cellseg.train import train
+    from napari_cellseg.train.samples import make_items
 
     items = val_items = None
     if config.dir:

@@ -5,7 +5,7 @@
 >>> result.labels                                   # doctest: +SKIP
 
 The network runs on overlapping tiles (batched, blended with a smooth window) so its working
-memory is bounded by the tile size; the reconstruction (:mod:`napari_cellseg.postprocess`)
+memory is bounded by the tile size; the reconstruction (:mod:`napari_cellseg.reconstruction`)
 runs on the blended outputs, block by block for ``omni`` models, and can be re-run with other
 parameters without running the network again. Beyond the working memory, an image costs the
 full-size arrays of its outputs and labels: an 8192x8192 image segments in about 3 GB.
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.data import prepare_image
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.train import autocast_dtype, pick_device
+from napari_cellseg.preprocess import Channels, prepare_image
+from napari_cellseg.runtime import autocast_dtype, pick_device
 
 if TYPE_CHECKING:
     from napari_cellseg.io.datasets import Dataset, Sample
@@ -180,7 +180,7 @@ class Segmenter:
         config = self.config
         if channel_axis is not None:
             config = replace(config, channel_axis=channel_axis)
-        return prepare_image(np.asarray(raw), config, source=source)
+        return prepare_image(np.asarray(raw), Channels.of(config), source=source)
 
     def network(
         self, image: np.ndarray, *, progress: Callable[[int, int], None] | None = None
@@ -262,7 +262,7 @@ class Segmenter:
     # -- reconstruction ---------------------------------------------------------------------
     def reconstruct(self, outputs: dict[str, np.ndarray], **params: Any) -> np.ndarray:
         """Instance labels from named outputs; ``params`` override :data:`POSTPROCESS_DEFAULTS`."""
-        from napari_cellseg import postprocess as pp
+        from napari_cellseg import reconstruction as pp
 
         kw = {
             **POSTPROCESS_DEFAULTS[self.arch],

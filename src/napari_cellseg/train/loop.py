@@ -27,9 +27,11 @@ import torch
 
 from napari_cellseg import __version__
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.data import NORMALIZATION, CropMaker, TrainItem, load_items, tune_allocator
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.io.outputs import remove_stale_temporaries
+from napari_cellseg.preprocess import NORMALIZATION
+from napari_cellseg.runtime import autocast_dtype, pick_device
+from napari_cellseg.train.samples import CropMaker, TrainItem, load_items
 
 
 @dataclass(frozen=True)
@@ -84,40 +86,6 @@ class TrainResult:
     val_loss: float | None
     stopped: bool
     history: list[dict[str, float]]
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA, then MPS, then CPU for ``"auto"``; otherwise the named device (checked)."""
-    if name in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda")
-    if (
-        name in ("auto", "mps")
-        and getattr(torch.backends, "mps", None) is not None
-        and torch.backends.mps.is_available()
-    ):
-        return torch.device("mps")
-    if name not in ("auto", "cpu"):
-        raise CellsegError(f"--device {name} is not available on this machine; use auto or cpu")
-    return torch.device("cpu")
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
-    """bf16 where it is fast and safe (CUDA with bf16, CPUs with AVX-512 bf16/AMX), or None."""
-    if amp == "off":
-        return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and (amp == "on" or _cpu_has_bf16()):
-        return torch.bfloat16
-    return None
 
 
 def default_model_path(config: TrainConfig) -> Path:
@@ -301,7 +269,6 @@ def train(
         raise CellsegError("no training samples")
     _warn_sparse(items)
 
-    tune_allocator()
     torch.manual_seed(config.seed)
     device = pick_device("auto" if config.use_gpu else config.device)
     amp_dtype = autocast_dtype(device, config.amp)
@@ -606,7 +573,6 @@ def train_until(
 def _worker_init(_: int) -> None:
     """Data-loader worker set-up: one thread each (the main process trains), glibc tuning."""
     torch.set_num_threads(1)
-    tune_allocator()
 
 
 class _Stop(Exception):

@@ -14,13 +14,10 @@ import numpy as np
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.normalize import normalize_percentile
+from napari_cellseg.preprocess import Channels, prepare_image
 
 if TYPE_CHECKING:
     from napari_cellseg.io.datasets import Dataset
-
-#: Normalisation stored in every checkpoint and applied identically at prediction time.
-NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
 
 #: Mean cell diameter of an image by Omnipose's definition: 2(D+1)·mean(EDT) (D=2 here).
 DIAMETER_FACTOR = 6.0
@@ -35,7 +32,7 @@ class TrainItem:
     name
         Where it came from (file name or layer name, plus frame index for stacks).
     image
-        float32 (C, Y, X), normalised with :data:`NORMALIZATION`.
+        float32 (C, Y, X), normalised with :data:`napari_cellseg.preprocess.NORMALIZATION`.
     labels
         int32 (Y, X) instance labels, 0 = background.
     links
@@ -55,23 +52,6 @@ class TrainItem:
     weights: np.ndarray | None = None
     scale: float = 1.0
     blobs: bool = False
-
-
-def tune_allocator() -> None:
-    """Let glibc keep freed memory instead of returning it to the system at once.
-
-    Augmentation and targets allocate and free many crop-sized temporaries; on virtual
-    machines where fresh pages are expensive, returning them costs more than the work itself.
-    A no-op where glibc is not the allocator.
-    """
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 def mean_diameter(labels: np.ndarray) -> float:
@@ -99,57 +79,6 @@ def _interior(labels: np.ndarray) -> np.ndarray:
         & (padded[1:-1, :-2] == c)
         & (padded[1:-1, 2:] == c)
     )
-
-
-def select_channels(image: np.ndarray, config: TrainConfig, *, source: str) -> np.ndarray:
-    """Bring a (C, Y, X) image to the model's channel count.
-
-    ``--chan``/``--chan2`` pick channels (1-based, Cellpose style). With ``nchan == 1`` a
-    multi-channel image (e.g. RGB) becomes its channel mean (greyscale).
-
-    Raises
-    ------
-    CellsegError
-        When the image has fewer channels than the model takes, naming ``source``.
-    """
-    c = image.shape[0]
-    if config.chan:
-        wanted = [config.chan - 1] + ([config.chan2 - 1] if config.chan2 else [])
-        if max(wanted) >= c:
-            raise CellsegError(
-                f"{source}: --chan/--chan2 ask for channel {max(wanted) + 1} but the image has "
-                f"{c} channel(s); check --channel_axis or the channel numbers"
-            )
-        return image[wanted]
-    if c == config.nchan:
-        return image
-    if config.nchan == 1:
-        return image.mean(axis=0, keepdims=True)
-    raise CellsegError(
-        f"{source}: the image has {c} channel(s) but the model takes --nchan {config.nchan}; "
-        f"pass --nchan {c}, pick channels with --chan/--chan2, or set --channel_axis"
-    )
-
-
-def prepare_image(raw: np.ndarray, config: TrainConfig, *, source: str) -> list[np.ndarray]:
-    """Raw image array -> list of normalised (C, Y, X) frames (one per plane of a stack).
-
-    For a single-channel model (and no ``--chan``) a short ``(k, Y, X)`` array is a stack of
-    ``k`` frames, not a ``k``-channel image; RGB images (channels last) stay one image.
-    """
-    from napari_cellseg.io.images import is_stack, iter_frames, to_cyx
-
-    nchan = None if config.chan else config.nchan
-    if is_stack(raw, channel_axis=config.channel_axis, nchan=nchan):
-        frames = list(iter_frames(raw, channel_axis=config.channel_axis, nchan=nchan))
-    else:
-        frames = [to_cyx(raw, channel_axis=config.channel_axis)]
-    return [
-        normalize_percentile(
-            select_channels(f, config, source=source), NORMALIZATION["low"], NORMALIZATION["high"]
-        )
-        for f in frames
-    ]
 
 
 def make_items(
@@ -200,7 +129,7 @@ def make_items(
         )
         if problem:
             raise CellsegError(f"{name}: {problem}")
-        frames = prepare_image(raw, config, source=name)
+        frames = prepare_image(raw, Channels.of(config), source=name)
         lab_frames = [lab] if lab.ndim == 2 else list(lab)
         w = None if weights is None else weights[i]
         w_frames = [None] * len(frames) if w is None else ([w] if w.ndim == 2 else list(w))

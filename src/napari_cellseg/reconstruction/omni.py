@@ -1,14 +1,4 @@
-"""Mask reconstruction: network outputs to instance labels, one function per model family.
-
-- :func:`omni_masks` (Omnipose-style flow + distance): foreground from the distance, pixels
-  moved along the flow, and neighbouring pixels that end close together joined into objects.
-- :func:`unet_masks` (DeLTA U-Net): probability threshold, then a distance-transform
-  watershed that splits touching blobs.
-- :func:`dcan_masks` (CLB DCAN): object-not-contour seeds grown back into the object mask.
-
-All take numpy arrays and return ``int32`` labels ``(Y, X)``, 0 = background, objects
-numbered 1..N. The cleanup helpers :func:`remove_small`, :func:`fill_label_holes` and
-:func:`renumber` are shared by the three.
+"""Omnipose-style reconstruction: flow + distance (+ boundary) outputs to instance labels.
 
 How :func:`omni_masks` groups pixels
 ------------------------------------
@@ -44,6 +34,15 @@ from scipy import ndimage as ndi
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from napari_cellseg.reconstruction.cleanup import (
+    STRUCT8,
+    check_probability,
+    fill_label_holes,
+    remove_small,
+    renumber,
+    without,
+)
+
 #: Divergence (1/px) of the unit flow at which suppression stops pixels completely.
 SUPPRESS_DIVERGENCE = 0.5
 #: Neighbouring pixels whose end points are closer than this (px) belong to one object.
@@ -55,7 +54,6 @@ BLOCK = 1024
 
 # offsets (dy, dx) that visit every 8-neighbour pair once
 _PAIR_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
-_STRUCT8 = np.ones((3, 3), dtype=bool)
 
 
 # --------------------------------------------------------------------------- omni
@@ -131,7 +129,7 @@ def omni_masks(
         boundary = np.asarray(boundary, dtype=np.float32)
         if boundary.shape != dist.shape:
             raise ValueError(f"boundary has shape {boundary.shape}, dist {dist.shape}")
-        _check_probability(boundary, "boundary")
+        check_probability(boundary, "boundary")
     niter = DEFAULT_NITER if niter is None else int(niter)
     if niter < 0:
         raise ValueError(f"niter must be >= 0, got {niter}")
@@ -154,7 +152,7 @@ def omni_masks(
 def _hysteresis(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """``values > low`` pixels 8-connected to a ``values > high`` pixel."""
     weak = values > low
-    comp, n = ndi.label(weak, _STRUCT8)
+    comp, n = ndi.label(weak, STRUCT8)
     if n == 0:
         return weak
     keep = np.zeros(n + 1, dtype=bool)
@@ -351,16 +349,6 @@ def _follow_torch(
     return torch.stack([ty, tx]).cpu().numpy()
 
 
-def _pair_views(
-    shape: tuple[int, int], dy: int, dx: int
-) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
-    """Slices ``a`` and ``b`` such that ``arr[b]`` is the ``(dy, dx)`` neighbour of ``arr[a]``."""
-    ny, nx = shape
-    a = (slice(0, ny - dy), slice(max(0, -dx), nx - max(0, dx)))
-    b = (slice(dy, ny), slice(max(0, dx), nx - max(0, -dx)))
-    return a, b
-
-
 def _link_components(
     ys: np.ndarray,
     xs: np.ndarray,
@@ -439,222 +427,4 @@ def _drop_inconsistent(
         total = np.bincount(lab[sel], weights=err, minlength=n + 1)
         count = np.bincount(lab[sel], minlength=n + 1)
         bad[ids] = total[ids] > threshold * count[ids]
-    return _without(labels, bad) if bad.any() else labels
-
-
-# --------------------------------------------------------------------------- unet, dcan
-
-
-def unet_masks(
-    prob: np.ndarray,
-    *,
-    threshold: float = 0.5,
-    min_size: int = 15,
-    watershed: bool = True,
-    split_depth: float = 2.0,
-) -> np.ndarray:
-    """Instance labels from a U-Net foreground probability map.
-
-    Parameters
-    ----------
-    prob
-        ``(Y, X)`` foreground **probability** in [0, 1] (apply a sigmoid to logits first).
-    threshold
-        Foreground is ``prob > threshold``.
-    min_size
-        Objects smaller than this (pixels) are removed.
-    watershed
-        Split touching blobs with a watershed of the distance transform; without it objects
-        are the 8-connected components of the foreground.
-    split_depth
-        A maximum of the distance transform seeds its own object only if it stands at least
-        this many pixels above the saddle to any higher maximum (h-maxima). Larger values
-        split less; narrow necks between round cells are split, noisy outlines are not.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``int32`` labels ``(Y, X)`` numbered 1..N.
-    """
-    prob = np.asarray(prob, dtype=np.float32)
-    _check_probability(prob, "prob")
-    fg = prob > threshold
-    if watershed:
-        labels = _distance_watershed(fg, split_depth)
-    else:
-        labels = ndi.label(fg, _STRUCT8)[0].astype(np.int32)
-    return renumber(remove_small(labels, min_size))
-
-
-def dcan_masks(
-    obj: np.ndarray, contour: np.ndarray, *, threshold: float = 0.5, min_size: int = 15
-) -> np.ndarray:
-    """Instance labels from DCAN object and contour probabilities.
-
-    Seeds are the 4-connected components of ``obj * (1 - contour) > threshold`` ("cell and not
-    boundary"); a watershed on the contour probability grows them back into the object mask
-    ``obj > threshold``. Object regions that hold no seed become objects of their own.
-
-    Parameters
-    ----------
-    obj, contour
-        ``(Y, X)`` object and contour **probabilities** in [0, 1].
-    threshold
-        Threshold for the seeds and the object mask.
-    min_size
-        Objects smaller than this (pixels) are removed.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``int32`` labels ``(Y, X)`` numbered 1..N.
-    """
-    from skimage.segmentation import watershed
-
-    obj = np.asarray(obj, dtype=np.float32)
-    contour = np.asarray(contour, dtype=np.float32)
-    if obj.shape != contour.shape or obj.ndim != 2:
-        raise ValueError(
-            f"obj and contour must be (Y, X) of one shape: {obj.shape}, {contour.shape}"
-        )
-    _check_probability(obj, "obj")
-    _check_probability(contour, "contour")
-    mask = obj > threshold
-    seeds = ndi.label(obj * (1.0 - contour) > threshold)[0]
-    labels = watershed(contour, seeds, mask=mask).astype(np.int32)
-    labels = _label_unseeded(labels, mask)
-    return renumber(remove_small(labels, min_size))
-
-
-def _check_probability(values: np.ndarray, name: str) -> None:
-    if values.size and (float(values.min()) < 0.0 or float(values.max()) > 1.0):
-        raise ValueError(f"{name} must hold probabilities in [0, 1]; apply a sigmoid to logits")
-
-
-def _distance_watershed(fg: np.ndarray, split_depth: float) -> np.ndarray:
-    """Split touching blobs: watershed of the distance transform from its h-domes.
-
-    A seed is a regional maximum of the reconstruction of ``dist - split_depth`` under
-    ``dist``: one per dome at least ``split_depth`` high. (``skimage``'s ``h_maxima`` keeps
-    every top pixel of a dome, so two equal peaks over a shallow saddle became two seeds.)
-    """
-    from skimage.morphology import local_maxima, reconstruction
-    from skimage.segmentation import watershed
-
-    if not fg.any():
-        return np.zeros(fg.shape, dtype=np.int32)
-    dist = ndi.distance_transform_edt(fg)
-    domes = reconstruction(dist - split_depth, dist)
-    markers = ndi.label(local_maxima(domes, connectivity=2) & fg, _STRUCT8)[0]
-    labels = watershed(-dist, markers, mask=fg).astype(np.int32)
-    return _label_unseeded(labels, fg)
-
-
-def _label_unseeded(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Give the components of ``mask`` that the watershed did not reach labels of their own."""
-    left = mask & (labels == 0)
-    if not left.any():
-        return labels
-    extra, _ = ndi.label(left, _STRUCT8)
-    top = int(labels.max())
-    return np.where(left, extra + top, labels).astype(np.int32)
-
-
-# --------------------------------------------------------------------------- shared cleanup
-
-
-def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """Set objects with fewer than ``min_size`` pixels to background.
-
-    Parameters
-    ----------
-    labels
-        Non-negative integer labels, 0 = background (memory grows with the largest id).
-    min_size
-        Smallest object kept (pixels); ``<= 1`` keeps everything.
-
-    Returns
-    -------
-    numpy.ndarray
-        Labels of the same dtype (a new array).
-    """
-    labels = np.asarray(labels)
-    if min_size <= 1 or labels.size == 0:
-        return labels.copy()
-    small = np.bincount(labels.ravel()) < min_size
-    small[0] = False
-    return _without(labels, small)
-
-
-def _without(labels: np.ndarray, drop: np.ndarray) -> np.ndarray:
-    """A copy of ``labels`` with the objects ``i`` where ``drop[i]`` set to background."""
-    out = labels.copy()
-    if drop.any():
-        out[drop[labels]] = 0
-    return out
-
-
-def fill_label_holes(labels: np.ndarray) -> np.ndarray:
-    """Fill every background region enclosed by a single object with that object's label.
-
-    Background regions are 4-connected (the usual dual of 8-connected objects); a region that
-    touches the image edge, or touches two different objects, is not a hole.
-
-    Parameters
-    ----------
-    labels
-        ``(Y, X)`` integer labels, 0 = background.
-
-    Returns
-    -------
-    numpy.ndarray
-        Labels of the same dtype (a new array).
-    """
-    labels = np.asarray(labels)
-    bg = labels == 0
-    regions, n = ndi.label(bg)
-    if n == 0:
-        return labels.copy()
-    # (region, neighbouring label) pairs across every 4-neighbour step, as one int64 key
-    top = int(labels.max()) + 1
-    keys = []
-    for dy, dx in ((0, 1), (1, 0)):
-        a, b = _pair_views(labels.shape, dy, dx)
-        for reg, lab in ((regions[a], labels[b]), (regions[b], labels[a])):
-            touch = (reg > 0) & (lab > 0)
-            keys.append(reg[touch].astype(np.int64) * top + lab[touch])
-    keys = np.unique(np.concatenate(keys))
-    region_ids, neighbour = keys // top, keys % top
-    count = np.bincount(region_ids, minlength=n + 1)
-    fill = np.zeros(n + 1, dtype=labels.dtype)
-    single = count[region_ids] == 1
-    fill[region_ids[single]] = neighbour[single]
-    edge = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))
-    fill[edge] = 0
-    out = labels.copy()
-    hole = (fill > 0)[regions]
-    out[hole] = fill[regions[hole]]
-    return out
-
-
-def renumber(labels: np.ndarray) -> np.ndarray:
-    """Renumber the objects 1..N in order of their current ids.
-
-    Parameters
-    ----------
-    labels
-        Non-negative integer labels (memory grows with the largest id).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``int32`` labels.
-    """
-    labels = np.asarray(labels)
-    if labels.size == 0:
-        return labels.astype(np.int32)
-    present = np.bincount(labels.ravel()) > 0
-    present[0] = False
-    lut = np.zeros(present.size, dtype=np.int32)
-    lut[present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
-    return lut[labels]
+    return without(labels, bad) if bad.any() else labels

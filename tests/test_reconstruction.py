@@ -7,11 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_cellseg.metrics import iou_matrix, match
-from napari_cellseg.postprocess import (
-    _bilinear_table,
-    _follow_numpy,
-    _follow_torch,
-    _hysteresis,
+from napari_cellseg.reconstruction import (
     dcan_masks,
     fill_label_holes,
     follow_flows,
@@ -19,6 +15,12 @@ from napari_cellseg.postprocess import (
     remove_small,
     renumber,
     unet_masks,
+)
+from napari_cellseg.reconstruction.omni import (
+    _bilinear_table,
+    _follow_numpy,
+    _follow_torch,
+    _hysteresis,
 )
 
 
@@ -289,7 +291,7 @@ def _blob(shape, size: int, at=(3, 3)) -> np.ndarray:
 
 @pytest.mark.parametrize("family", ["unet", "dcan"])
 def test_objects_of_15_pixels_are_kept_and_of_14_removed_by_default(family):
-    from napari_cellseg.postprocess import dcan_masks, unet_masks
+    from napari_cellseg.reconstruction import dcan_masks, unet_masks
 
     def masks(prob):
         if family == "unet":
@@ -303,7 +305,7 @@ def test_objects_of_15_pixels_are_kept_and_of_14_removed_by_default(family):
 
 @pytest.mark.parametrize("family", ["unet", "dcan"])
 def test_a_probability_equal_to_the_threshold_is_background(family):
-    from napari_cellseg.postprocess import dcan_masks, unet_masks
+    from napari_cellseg.reconstruction import dcan_masks, unet_masks
 
     prob = np.full((12, 12), 0.5, np.float32)
     prob[2:8, 2:8] = 0.51
@@ -315,7 +317,7 @@ def test_a_probability_equal_to_the_threshold_is_background(family):
 
 
 def test_without_watershed_unet_objects_are_8_connected():
-    from napari_cellseg.postprocess import unet_masks
+    from napari_cellseg.reconstruction import unet_masks
 
     prob = np.zeros((20, 20), np.float32)
     prob[2:6, 2:6] = prob[6:10, 6:10] = 0.9  # two squares touching at one corner
@@ -323,7 +325,7 @@ def test_without_watershed_unet_objects_are_8_connected():
 
 
 def test_probabilities_outside_0_1_are_refused_naming_the_map():
-    from napari_cellseg.postprocess import dcan_masks, unet_masks
+    from napari_cellseg.reconstruction import dcan_masks, unet_masks
 
     bad, good = np.full((4, 4), 2.0, np.float32), np.zeros((4, 4), np.float32)
     with pytest.raises(ValueError, match="^prob must hold probabilities"):
@@ -340,7 +342,7 @@ def test_probabilities_outside_0_1_are_refused_naming_the_map():
 
 def test_watershed_split_depth_decides_whether_two_touching_discs_split():
     """Two discs of radius 15: the deeper the neck between them, the more split depths split."""
-    from napari_cellseg.postprocess import unet_masks
+    from napari_cellseg.reconstruction import unet_masks
 
     yy, xx = np.indices((60, 110))
     found = {}
