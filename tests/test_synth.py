@@ -11,6 +11,8 @@ from skimage.measure import regionprops
 from napari_cellseg import synth
 from napari_cellseg.io.images import read_image, read_mask
 from napari_cellseg.qc import run_qc
+from napari_cellseg.synth.canvas import clean_labels
+from napari_cellseg.synth.phase_contrast import _rasterize_rods
 
 GENERATORS = [synth.bacteria, synth.nuclei]
 SEEDS = [0, 1, 2]
@@ -110,7 +112,7 @@ def _outside(xx: np.ndarray, yy: np.ndarray, cy: float) -> np.ndarray:
 def test_overlapping_rods_split_at_their_interface_and_cover_their_union() -> None:
     # Two horizontal rods whose sides overlap by 2 px.
     cells = np.array([[30.0, 20.0, 0.0, 10.0, 5.0, 0.0], [30.0, 28.0, 0.0, 10.0, 5.0, 0.0]])
-    labels, depth, _ = synth._rasterize_rods((50, 60), cells)
+    labels, depth, _ = _rasterize_rods((50, 60), cells)
     yy, xx = np.mgrid[0:50, 0:60].astype(float)
     out = [_outside(xx, yy, 20.0), _outside(xx, yy, 28.0)]
     assert (labels[out[0] < 0] > 0).all() and (labels[out[1] < 0] > 0).all()
@@ -128,7 +130,7 @@ def test_rods_a_thin_seam_apart_meet_and_rods_further_apart_do_not() -> None:
     # Outlines 2 px apart (rods at y = 20 and 32), then 6 px apart (y = 20 and 36).
     for far, meet in ((32.0, True), (36.0, False)):
         cells = np.array([[30.0, 20.0, 0.0, 10.0, 5.0, 0.0], [30.0, far, 0.0, 10.0, 5.0, 0.0]])
-        labels, _, _ = synth._rasterize_rods((60, 60), cells)
+        labels, _, _ = _rasterize_rods((60, 60), cells)
         column = labels[:, 30]
         assert (column[16:25] == 1).all() and (column[int(far) - 4 : int(far) + 5] == 2).all()
         assert (column[25 : int(far) - 4] > 0).all() == meet
@@ -152,7 +154,7 @@ def test_fragments_are_dropped_and_labels_renumbered() -> None:
     labels[0:2, 0:3] = 4  # largest piece of label 4
     labels[4, 0] = 4  # stray pixel of label 4
     labels[3:6, 5:9] = 9
-    cleaned = synth._clean_labels(labels)
+    cleaned = clean_labels(labels)
     assert cleaned[4, 0] == 0
     assert sorted(np.unique(cleaned).tolist()) == [0, 1, 2]
     assert len(np.unique(cleaned[0:2, 0:3])) == 1 and len(np.unique(cleaned[3:6, 5:9])) == 1

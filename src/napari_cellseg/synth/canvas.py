@@ -1,0 +1,80 @@
+"""What the synthetic generators share: the seed and shape arguments, smooth random fields,
+uneven illumination, camera noise and the label cleanup after drawing."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.measure import label as _connected_label
+
+#: What a generator takes as ``seed``.
+Seed = int | np.random.SeedSequence | np.random.Generator
+
+
+def check_shape(shape: tuple[int, int]) -> tuple[int, int]:
+    """Return ``shape`` as two ints, refusing anything but two positive integers."""
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"shape must be two positive integers (Y, X), not {shape!r}")
+    return int(shape[0]), int(shape[1])
+
+
+class SmoothField:
+    """Smooth random field with features about ``scale`` pixels across, defined on a coarse
+    grid and interpolated linearly wherever it is evaluated (``field(y, x)``)."""
+
+    def __init__(self, shape: tuple[int, int], scale: float, rng: np.random.Generator) -> None:
+        self.step = max(scale / 3.0, 1.0)
+        coarse = rng.standard_normal((int(shape[0] / self.step) + 4, int(shape[1] / self.step) + 4))
+        self.coarse = ndi.gaussian_filter(coarse, 1.0, mode="wrap")
+
+    def __call__(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        coords = np.stack([np.asarray(y) / self.step + 1.5, np.asarray(x) / self.step + 1.5])
+        return ndi.map_coordinates(self.coarse, coords, order=1)
+
+
+def illumination(shape: tuple[int, int], rng: np.random.Generator, amplitude: float) -> np.ndarray:
+    """Vignetting-like smooth gain field: 1 at a random centre, falling off by ``amplitude``."""
+    cy, cx = rng.uniform(-0.25, 1.25, 2) * shape
+    yy = (np.arange(shape[0], dtype=np.float32)[:, None] - cy) / max(shape)
+    xx = (np.arange(shape[1], dtype=np.float32)[None, :] - cx) / max(shape)
+    return 1.0 - rng.uniform(0.3, 1.0) * amplitude * np.minimum(xx * xx + yy * yy, 1.0)
+
+
+def white(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Standard normal white noise, float32."""
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def unit(field: np.ndarray) -> np.ndarray:
+    """Zero mean, unit standard deviation (all zeros for a constant field)."""
+    centred = field - field.mean()
+    return centred / max(float(centred.std()), 1e-12)
+
+
+def add_noise(
+    image: np.ndarray, rng: np.random.Generator, noise: float, level: float
+) -> np.ndarray:
+    """Camera-like noise: shot noise (variance proportional to signal) plus read noise, scaled
+    so that the standard deviation at ``level`` is between half and all of ``noise * level``."""
+    sigma2 = (noise * rng.uniform(0.5, 1.0) * level) ** 2
+    var = 0.8 * sigma2 * np.clip(image, 0, None) / level + 0.2 * sigma2
+    noisy = image + np.sqrt(var) * white(image.shape, rng)
+    return np.clip(noisy, 0, None).astype(np.float32)
+
+
+def clean_labels(labels: np.ndarray) -> np.ndarray:
+    """Keep the largest 4-connected piece of each label and renumber ``1..N``."""
+    pieces = _connected_label(labels, background=0, connectivity=1)
+    n_pieces = int(pieces.max())
+    if n_pieces == 0:
+        return np.zeros(labels.shape, dtype=np.int32)
+    size = np.bincount(pieces.ravel(), minlength=n_pieces + 1)
+    owner = np.zeros(n_pieces + 1, dtype=np.int64)
+    owner[pieces.ravel()] = labels.ravel()
+    # Per owner, the piece with the largest size: sort by (owner, size), take the last per owner.
+    ids = np.arange(1, n_pieces + 1)
+    order = np.lexsort((size[ids], owner[ids]))
+    last = np.r_[owner[ids][order][1:] != owner[ids][order][:-1], True]
+    lookup = np.zeros(n_pieces + 1, dtype=np.int32)
+    lookup[ids[order][last]] = np.arange(1, int(last.sum()) + 1, dtype=np.int32)
+    return lookup[pieces]
