@@ -25,10 +25,10 @@ from napari_cellseg.qc.checks import (
     DEFAULT_MAX_GAP,
     DEFAULT_MIN_SIZE,
     PNG_MAX_LABEL,
-    float_is_whole,
     run_qc,
     shape_problems,
 )
+from napari_cellseg.qc.checks.analysis import float_is_whole
 from napari_cellseg.qc.fixes import fix_all
 from napari_cellseg.qc.report import CHECKS, SEVERITY, Problem, QCReport
 

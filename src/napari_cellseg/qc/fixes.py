@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from napari_cellseg.qc.checks import (
+from napari_cellseg.qc.checks.analysis import (
     DEFAULT_MAX_GAP,
     DEFAULT_MIN_SIZE,
     Analysis,
