@@ -37,6 +37,23 @@ def test_package_manifest_and_every_contribution_module_load_without_torch() -> 
     )
 
 
+def test_options_families_and_samples_load_without_torch() -> None:
+    """What the widgets build their forms from, and what data-loader workers need."""
+    _run(
+        """
+        import sys
+        import napari_cellseg.config, napari_cellseg.families, napari_cellseg.preprocess
+        import napari_cellseg.predict, napari_cellseg.predict.config, napari_cellseg.train
+        import napari_cellseg.train.samples, napari_cellseg.reconstruction
+        from napari_cellseg.families import family_names, get_family
+        for name in family_names():
+            get_family(name).params()
+        heavy = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+        assert not heavy, heavy
+        """
+    )
+
+
 def test_core_imports_with_napari_qt_and_magicgui_blocked() -> None:
     _run(
         """

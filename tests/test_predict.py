@@ -137,10 +137,10 @@ def test_an_unknown_reconstruction_parameter_is_refused(dcan_model):
 def test_channel_axis_applies_to_one_call_only(dcan_model):
     seg = Segmenter.from_file(dcan_model, device="cpu")
     stack = np.random.default_rng(0).random((3, 48, 64)).astype(np.float32)
-    assert seg.config.channel_axis is None
+    assert seg.channels.channel_axis is None
     (as_channels,) = seg.prepare(stack, channel_axis=0)  # one image, channels averaged
     assert as_channels.shape == (1, 48, 64)
-    assert seg.config.channel_axis is None
+    assert seg.channels.channel_axis is None
     frames = seg.prepare(stack)  # a short grey stack again
     assert [f.shape for f in frames] == [(1, 48, 64)] * 3
 
@@ -166,7 +166,7 @@ def test_a_diameter_resizes_the_image_to_the_models_diameter_and_back(dcan_model
 
 
 def test_sigmoid_is_the_logistic_function_in_float32():
-    from napari_cellseg.predict.segmenter import _sigmoid
+    from napari_cellseg.families.omni import sigmoid as _sigmoid
 
     x = np.linspace(-30, 30, 121, dtype=np.float32)
     got = _sigmoid(x)

@@ -13,24 +13,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.families import family_names, get_family
+from napari_cellseg.options import (
+    add_arguments,
+    from_mapping,
+    given,
+    none_or_str,
+    option,
+    read_mapping,
+)
 
-ARCHITECTURES = ("omni", "unet", "dcan")
 OPTIMIZERS = ("adamw", "adam", "radam", "sgd")
-
-
-def _opt(default: Any, help: str, *flags: str, group: str, **extra: Any) -> Any:
-    """A dataclass field carrying its CLI flags, help text and group."""
-    meta = {"help": help, "flags": flags, "group": group, **extra}
-    if isinstance(default, (list, tuple, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 def _parse_tyx(text: str) -> tuple[int, ...]:
@@ -55,16 +53,12 @@ def _parse_ints(text: str) -> tuple[int, ...]:
         ) from None
 
 
-def _none_or_str(text: str) -> str | None:
-    return None if str(text).lower() in ("none", "") else str(text)
-
-
 @dataclass
 class TrainConfig:
     """All options of a training run (see ``cellseg train --help`` for each one's meaning)."""
 
     # --- data -------------------------------------------------------------------------------
-    dir: str | None = _opt(
+    dir: str | None = option(
         None,
         "training data folder (Omnipose, DeLTA img/seg, CLB images/labels, or CTC layout); "
         "CLB style 'A+B' joins folders",
@@ -72,60 +66,60 @@ class TrainConfig:
         "--train_data",
         group="data",
     )
-    test_dir: str | None = _opt(
+    test_dir: str | None = option(
         None,
         "validation data folder (validation loss each epoch)",
         "--test_dir",
         "--val_data",
         group="data",
     )
-    convention: str = _opt(
+    convention: str = option(
         "auto",
         "folder convention",
         "--convention",
         group="data",
         choices=("auto", "omnipose", "delta", "clb", "ctc"),
     )
-    img_filter: str = _opt("", "image name suffix, e.g. _img", "--img_filter", group="data")
-    mask_filter: str = _opt("_masks", "mask name suffix", "--mask_filter", group="data")
-    look_one_level_down: bool = _opt(
+    img_filter: str = option("", "image name suffix, e.g. _img", "--img_filter", group="data")
+    mask_filter: str = option("_masks", "mask name suffix", "--mask_filter", group="data")
+    look_one_level_down: bool = option(
         False, "also read the subfolders of --dir", "--look_one_level_down", group="data"
     )
-    links: bool = _opt(
+    links: bool = option(
         False, "use <base>_links.txt files (linked labels are one object)", "--links", group="data"
     )
-    nchan: int = _opt(
+    nchan: int = option(
         1, "number of image channels the model takes", "--nchan", "--channels", group="data"
     )
-    channel_axis: int | None = _opt(
+    channel_axis: int | None = option(
         None,
         "axis of the channels in the image files (default: first for CYX, last for RGB)",
         "--channel_axis",
         group="data",
     )
-    all_channels: bool = _opt(
+    all_channels: bool = option(
         False,
         "use all --nchan channels (the default here; accepted for Omnipose compatibility)",
         "--all_channels",
         group="data",
     )
-    chan: int = _opt(
+    chan: int = option(
         0,
         "Cellpose-style channel to segment, 1-based (0: use --nchan channels)",
         "--chan",
         group="data",
     )
-    chan2: int = _opt(
+    chan2: int = option(
         0, "Cellpose-style optional nuclear channel, 1-based (0: none)", "--chan2", group="data"
     )
-    diameter: float = _opt(
+    diameter: float = option(
         0.0,
         "0: no rescaling; else rescale each image so that its cells have this mean "
         "diameter (Omnipose definition)",
         "--diameter",
         group="data",
     )
-    blobs: str = _opt(
+    blobs: str = option(
         "auto",
         "CLB label 1 ('blobs', regions too hard to annotate): ignore = excluded from "
         "the loss, object = an ordinary object; auto = ignore in CLB folders, object elsewhere",
@@ -134,64 +128,68 @@ class TrainConfig:
         choices=("auto", "ignore", "object"),
     )
     # --- augmentation -----------------------------------------------------------------------
-    tyx: tuple[int, ...] = _opt(
+    tyx: tuple[int, ...] = option(
         (224, 224),
         "crop size, each a multiple of 8",
         "--tyx",
         group="augmentation",
         type=_parse_tyx,
     )
-    augment_ops: str | None = _opt(
+    augment_ops: str | None = option(
         None,
         "DeLTA operations dict (yaml/json) applied after cropping",
         "--augment_ops",
         group="augmentation",
     )
-    augments: int = _opt(
+    augments: int = option(
         0, "CLB: augmented copies per sample and epoch", "--augments", group="augmentation"
     )
-    trim_method: str | None = _opt(
+    trim_method: str | None = option(
         None,
         "CLB: bring whole images to --im_dim instead of random warped crops",
         "--trim_method",
         group="augmentation",
         choices=("resize", "padding", "reflect"),
     )
-    im_dim: int = _opt(
+    im_dim: int = option(
         256, "CLB: network input size with --trim_method", "--im_dim", group="augmentation"
     )
     # --- model ------------------------------------------------------------------------------
-    architecture: str = _opt(
-        "omni", "model family", "--architecture", "--arch", group="model", choices=ARCHITECTURES
+    architecture: str = option(
+        "omni", "model family", "--architecture", "--arch", group="model", choices=family_names
     )
-    nclasses: int = _opt(
+    nclasses: int = option(
         2, "omni: 2 = flow + distance, 3 = + boundary", "--nclasses", group="model"
     )
-    nbase: tuple[int, ...] | None = _opt(
+    nbase: tuple[int, ...] | None = option(
         None,
         "channels per U-Net level, e.g. 32,64,128,256 (default: the model's)",
         "--nbase",
         group="model",
         type=_parse_ints,
     )
-    dropout: float = _opt(0.0, "dropout rate", "--dropout", group="model")
-    pretrained_model: str | None = _opt(
+    dropout: float = option(0.0, "dropout rate", "--dropout", group="model")
+    pretrained_model: str | None = option(
         None,
         "model file (or built-in name) to fine-tune; None trains from scratch",
         "--pretrained_model",
         group="model",
-        type=_none_or_str,
+        type=none_or_str,
     )
-    weight_map: str = _opt(
+    weight_map: str = option(
         "seg_weights",
         "unet: weight map when no wei/ folder is given",
         "--weight_map",
         group="model",
         choices=("seg_weights", "seg_weights_2D", "none"),
     )
-    obj_weight: float = _opt(0.5, "dcan: weight of the object loss", "--obj_weight", group="model")
-    bnd_weight: float = _opt(0.5, "dcan: weight of the contour loss", "--bnd_weight", group="model")
-    dcan_final_act: str = _opt(
+    obj_weight: float = option(
+        0.5, "dcan: weight of the object loss", "--obj_weight", group="model"
+    )
+    bnd_weight: float = option(
+        0.5, "dcan: weight of the contour loss", "--bnd_weight", group="model"
+    )
+    dcan_final_act: str = option(
         "tanh",
         "dcan: final activation",
         "--dcan_final_act",
@@ -199,79 +197,79 @@ class TrainConfig:
         choices=("sigmoid", "tanh"),
     )
     # --- optimisation -----------------------------------------------------------------------
-    optimizer: str = _opt(
+    optimizer: str = option(
         "adamw", "optimizer", "--optimizer", group="optimisation", choices=OPTIMIZERS
     )
-    RAdam: bool = _opt(
+    RAdam: bool = option(
         False,
         "use RAdam (Omnipose flag; same as --optimizer radam)",
         "--RAdam",
         group="optimisation",
     )
-    learning_rate: float = _opt(
+    learning_rate: float = option(
         2e-3, "learning rate", "--learning_rate", "--lr", group="optimisation"
     )
-    weight_decay: float = _opt(1e-5, "weight decay", "--weight_decay", group="optimisation")
-    batch_size: int = _opt(8, "crops per step", "--batch_size", "--batch", group="optimisation")
-    n_epochs: int = _opt(100, "epochs", "--n_epochs", "--epochs", group="optimisation")
-    nimg_per_epoch: int = _opt(
+    weight_decay: float = option(1e-5, "weight decay", "--weight_decay", group="optimisation")
+    batch_size: int = option(8, "crops per step", "--batch_size", "--batch", group="optimisation")
+    n_epochs: int = option(100, "epochs", "--n_epochs", "--epochs", group="optimisation")
+    nimg_per_epoch: int = option(
         0,
         "crops per epoch (0: one per image, at least one batch)",
         "--nimg_per_epoch",
         group="optimisation",
     )
-    warmup_epochs: int = _opt(
+    warmup_epochs: int = option(
         5, "linear learning-rate warm-up (epochs)", "--warmup_epochs", group="optimisation"
     )
-    seed: int = _opt(42, "random seed (bit-reproducible on CPU)", "--seed", group="optimisation")
+    seed: int = option(42, "random seed (bit-reproducible on CPU)", "--seed", group="optimisation")
     # --- hardware ---------------------------------------------------------------------------
-    device: str = _opt(
+    device: str = option(
         "auto",
         "auto picks CUDA, then MPS, then CPU",
         "--device",
         group="hardware",
         choices=("auto", "cpu", "cuda", "mps"),
     )
-    use_gpu: bool = _opt(
+    use_gpu: bool = option(
         False, "Omnipose flag: use the GPU (same as --device auto)", "--use_gpu", group="hardware"
     )
-    amp: str = _opt(
+    amp: str = option(
         "auto",
         "mixed precision: auto = bf16 on CPUs that support it and on CUDA",
         "--amp",
         group="hardware",
         choices=("auto", "on", "off"),
     )
-    dataloader: bool = _opt(
+    dataloader: bool = option(
         False, "prepare batches in worker processes", "--dataloader", group="hardware"
     )
-    num_workers: int = _opt(
+    num_workers: int = option(
         1, "worker processes with --dataloader", "--num_workers", group="hardware"
     )
     # --- output -----------------------------------------------------------------------------
-    model: str | None = _opt(
+    model: str | None = option(
         None,
         "output model file (default: <dir>/models/cellseg_<arch>_<date>.pt)",
         "--model",
         "--save_path",
         group="output",
     )
-    save_every: int = _opt(
+    save_every: int = option(
         10, "save (overwrite) the model every N epochs", "--save_every", group="output"
     )
-    save_each: bool = _opt(
+    save_each: bool = option(
         False, "keep one model file per save (<model>_epoch_N.pt)", "--save_each", group="output"
     )
-    resume: str | None = _opt(
+    resume: str | None = option(
         None, "continue an interrupted run from this model file", "--resume", group="output"
     )
-    tb_dir: str | None = _opt(
+    tb_dir: str | None = option(
         None, "TensorBoard log folder (default: beside the model)", "--tb_dir", group="output"
     )
-    csv_log: str | None = _opt(
+    csv_log: str | None = option(
         None, "CSV log file (default: <model>.csv)", "--csv_log", group="output"
     )
-    args_load_path: str | None = _opt(
+    args_load_path: str | None = option(
         None,
         "yaml file of options (CLB); command-line flags override it",
         "--args_load_path",
@@ -308,16 +306,9 @@ class TrainConfig:
             self.optimizer = "radam"
         if self.use_gpu and self.device == "cpu":
             raise CellsegError("--use_gpu contradicts --device cpu: pass only one of them")
-        if self.architecture == "omni" and self.nclasses not in (2, 3):
-            raise CellsegError(
-                f"--nclasses {self.nclasses} is not available for omni models: use 2 "
-                "(flow + distance) or 3 (+ boundary). nclasses is not a number of cell types."
-            )
-        if self.architecture != "omni" and self.nclasses == 3:
-            raise CellsegError(
-                f"--nclasses 3 (boundary field) is an omni option; --architecture "
-                f"{self.architecture} predicts its own outputs: drop --nclasses"
-            )
+        problems = get_family(self.architecture).config_problems(self)
+        if problems:
+            raise CellsegError(problems[0])
         if self.chan < 0 or self.chan2 < 0:
             raise CellsegError("--chan and --chan2 are 1-based channel numbers (0 = not used)")
         if self.chan2 and not self.chan:
@@ -344,8 +335,6 @@ class TrainConfig:
             raise CellsegError(f"--learning_rate must be positive, not {self.learning_rate}")
         if not 0 <= self.dropout < 1:
             raise CellsegError(f"--dropout must be in [0, 1), not {self.dropout}")
-        if self.architecture == "dcan" and self.obj_weight + self.bnd_weight <= 0:
-            raise CellsegError("--obj_weight and --bnd_weight cannot both be 0")
         return self
 
     @property
@@ -372,22 +361,7 @@ class TrainConfig:
         CellsegError
             For unknown keys, naming ``source``.
         """
-        names = alias_map()
-        kwargs: dict[str, Any] = {}
-        unknown = []
-        for key, value in data.items():
-            name = names.get(str(key).lstrip("-"))
-            if name is None:
-                unknown.append(str(key))
-            else:
-                kwargs[name] = value
-        if unknown:
-            where = f" in {source}" if source else ""
-            raise CellsegError(
-                f"unknown option(s){where}: {', '.join(sorted(unknown))}; "
-                "see `cellseg train --help` for the option names"
-            )
-        return cls(**kwargs)
+        return from_mapping(cls, data, source=source, command="cellseg train")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -395,28 +369,7 @@ class TrainConfig:
 
         A model's own yaml has the options under ``training``; a CLB-style flat mapping works too.
         """
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise CellsegError(f"options file not found: {path}") from None
-        except (OSError, yaml.YAMLError) as exc:
-            raise CellsegError(f"cannot read options file {path}: {exc}") from None
-        if isinstance(data, dict) and isinstance(data.get("training"), dict):
-            data = data["training"]
-        if not isinstance(data, dict):
-            raise CellsegError(f"{path} must hold a mapping of option: value")
-        return cls.from_dict(data, source=str(path))
-
-
-def alias_map() -> dict[str, str]:
-    """Every accepted option name (field names and flags without dashes) -> field name."""
-    out: dict[str, str] = {}
-    for f in fields(TrainConfig):
-        out[f.name] = f.name
-        for flag in f.metadata.get("flags", ()):
-            out[flag.lstrip("-")] = f.name
-    return out
+        return cls.from_dict(read_mapping(path, section="training"), source=str(path))
 
 
 GROUP_TITLES = {
@@ -435,40 +388,14 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     Defaults are ``argparse.SUPPRESS`` so that only options given on the command line override
     a ``--args_load_path`` file; :func:`config_from_args` fills in the rest.
     """
-    groups = {name: parser.add_argument_group(title) for name, title in GROUP_TITLES.items()}
-    for f in fields(TrainConfig):
-        meta = f.metadata
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if isinstance(default, bool):
-            kwargs["action"] = "store_true"
-        else:
-            kwargs["type"] = meta.get("type") or _type_of(f.type)
-            if "choices" in meta:
-                kwargs["choices"] = meta["choices"]
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        kwargs["help"] = (
-            f"{meta['help']} (default: {shown!r})" if shown not in (None, False) else meta["help"]
-        )
-        groups[meta["group"]].add_argument(*meta["flags"], **kwargs)
-
-
-def _type_of(annotation: str) -> Any:
-    text = str(annotation)
-    if text.startswith("int"):
-        return int
-    if text.startswith("float"):
-        return float
-    if "str | None" in text:
-        return _none_or_str
-    return str
+    add_arguments(parser, TrainConfig, GROUP_TITLES)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Merge ``--args_load_path`` (if any) with the flags given, flags winning, and validate."""
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    flags = given(TrainConfig, args)
     base: dict[str, Any] = {}
-    if given.get("args_load_path"):
-        base = TrainConfig.from_yaml(given["args_load_path"]).to_dict()
-    base.update(given)
+    if flags.get("args_load_path"):
+        base = TrainConfig.from_yaml(flags["args_load_path"]).to_dict()
+    base.update(flags)
     return TrainConfig.from_dict(base).validate()

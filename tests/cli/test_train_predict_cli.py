@@ -107,10 +107,14 @@ def test_predict_takes_the_yaml_beside_the_model(trained, images, tmp_path):
     for name in ("tiny.pt", "tiny.yaml"):
         argv = ["predict", "--model", str(models / name), "--dir", str(images)]
         assert main([*argv, "--output", str(tmp_path / name)]) == 0
-    np.testing.assert_array_equal(
-        tifffile.imread(tmp_path / "tiny.pt" / "nuclei_001_masks.tif"),
-        tifffile.imread(tmp_path / "tiny.yaml" / "nuclei_001_masks.tif"),
-    )
+    # CLB style: the model's yaml as --config
+    argv = ["predict", "--config", str(models / "tiny.yaml"), "--dir", str(images)]
+    assert main([*argv, "--output", str(tmp_path / "config")]) == 0
+    for out in ("tiny.yaml", "config"):
+        np.testing.assert_array_equal(
+            tifffile.imread(tmp_path / "tiny.pt" / "nuclei_001_masks.tif"),
+            tifffile.imread(tmp_path / out / "nuclei_001_masks.tif"),
+        )
 
 
 def test_predict_writes_outlines_png_and_float_flows(trained, images, tmp_path):
@@ -407,7 +411,14 @@ def test_predict_passes_its_options_to_the_model_and_the_reconstruction(
     out = tmp_path / "big"
     options = ["--tile", "256", "--batch_size", "3", "--diameter", "27", "--device", "cpu"]
     assert main([*argv, "--output", str(out), *options]) == 0
-    assert seen == {"device": "cpu", "tile": 256, "batch_size": 3, "diameter": 27.0}
+    assert seen == {
+        "device": "cpu",
+        "tile": 256,
+        "batch_size": 3,
+        "diameter": 27.0,
+        "overlap": 0.1,
+        "amp": "auto",
+    }
     assert main([*argv, "--output", str(tmp_path / "gpu"), "--use_gpu"]) == 0
     assert seen["device"] == "auto"
     assert main([*argv, "--output", str(tmp_path / "none"), "--min_size", "100000"]) == 0
@@ -418,3 +429,17 @@ def test_predict_passes_its_options_to_the_model_and_the_reconstruction(
     err = capsys.readouterr().err
     assert "--threshold do(es) not apply to omni models; use --mask_threshold, " in err
     assert not (tmp_path / "x").exists()
+    # the same options from a yaml (`--config`), the flags given winning
+    options_file = tmp_path / "predict.yaml"
+    options_file.write_text(
+        "predict:\n  model: nuclei\n  tile: 128\n  overlap: 0.2\n  min_size: 100000\n"
+    )
+    argv = ["predict", "--config", str(options_file), "--dir", str(nuclei_dir)]
+    assert main([*argv, "--output", str(tmp_path / "y"), "--device", "cpu"]) == 0
+    assert (seen["tile"], seen["overlap"], seen["device"]) == (128, 0.2, "cpu")
+    assert tifffile.imread(tmp_path / "y" / "nuclei_000_masks.tif").max() == 0
+    assert main([*argv, "--output", str(tmp_path / "z"), "--min_size", "15"]) == 0
+    assert tifffile.imread(tmp_path / "z" / "nuclei_000_masks.tif").max() > 0
+    options_file.write_text("predict:\n  model: nuclei\n  tiles: 128\n")
+    assert main([*argv, "--output", str(tmp_path / "w")]) == 2
+    assert f"unknown option(s) in {options_file}: tiles" in capsys.readouterr().err

@@ -11,6 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
+from napari_cellseg.families import family_names
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``cellseg demo``."""
@@ -29,7 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--kind", default="bacteria", choices=("bacteria", "nuclei"), help="synthetic data to use"
     )
-    p.add_argument("--architecture", default="omni", choices=("omni", "unet", "dcan"))
+    p.add_argument("--architecture", default="omni", choices=family_names())
     p.add_argument("--n_train", type=int, default=24, help="training images")
     p.add_argument("--n_test", type=int, default=4, help="held-out images")
     p.add_argument(

@@ -5,10 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.predict.config import (
+    PredictConfig,
+    add_predict_arguments,
+    is_options_file,
+    predict_config_from_args,
+)
+
+if TYPE_CHECKING:
+    from napari_cellseg.io.datasets import Sample
+    from napari_cellseg.predict import Segmenter
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -22,11 +33,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "end (exit status 1) and the others are still written.",
     )
     p.add_argument(
-        "--model",
-        "--pretrained_model",
-        help="model file, the yaml written beside it, or a built-in name",
+        "--config",
+        help="a yaml of the options below (under 'predict:' or at the top level; flags given "
+        "here win), or, CLB style, the yaml written beside a model (= --model)",
     )
-    p.add_argument("--config", help="CLB style: the yaml written beside a model")
     p.add_argument("--dir", "--test_data", dest="dir", required=True, help="folder of images")
     p.add_argument(
         "--output", "--savedir", dest="output", help="output folder (default: <dir>/cellseg_masks)"
@@ -44,7 +54,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--img_filter", default="", help="image name suffix, e.g. _img")
     p.add_argument("--look_one_level_down", action="store_true", help="also read subfolders")
-    p.add_argument("--channel_axis", type=int, default=None, help="axis of the channels")
     p.add_argument(
         "--save_flows",
         action="store_true",
@@ -55,60 +64,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="also write <base>_outlines.png, the outlines drawn on the image",
     )
-    p.add_argument(
-        "--diameter",
-        type=float,
-        default=0.0,
-        help="mean cell diameter in the images, in pixels; images are resized to the diameter "
-        "the model was trained for (0: no resizing; default: %(default)s)",
-    )
-    g = p.add_argument_group("reconstruction (omni)")
-    g.add_argument(
-        "--mask_threshold",
-        type=float,
-        default=None,
-        help="distance threshold for foreground (default 0)",
-    )
-    g.add_argument(
-        "--flow_threshold",
-        type=float,
-        default=None,
-        help="drop masks whose flows disagree more than this (0 disables; default 0.4)",
-    )
-    g.add_argument("--niter", type=int, default=None, help="Euler steps (default: automatic)")
-    g = p.add_argument_group("reconstruction (unet, dcan)")
-    g.add_argument(
-        "--threshold", type=float, default=None, help="probability threshold (default 0.5)"
-    )
-    p.add_argument("--min_size", type=int, default=None, help="smallest object kept (pixels)")
-    g = p.add_argument_group("inference")
-    g.add_argument(
-        "--tile", type=int, default=768, help="largest tile edge in pixels (default: %(default)s)"
-    )
-    g.add_argument(
-        "--batch_size", type=int, default=None, help="tiles per batch (default: by tile size)"
-    )
-    g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    g.add_argument("--use_gpu", action="store_true", help="Omnipose flag (same as --device auto)")
+    add_predict_arguments(p)
     return p
 
 
-def _postprocess_params(args: argparse.Namespace, arch: str) -> dict:
-    from napari_cellseg.predict import POSTPROCESS_DEFAULTS
-
-    names = POSTPROCESS_DEFAULTS[arch]
-    given = {
-        k: getattr(args, k)
-        for k in ("mask_threshold", "flow_threshold", "niter", "threshold", "min_size")
-        if getattr(args, k) is not None
-    }
-    wrong = set(given) - set(names)
-    if wrong:
-        raise CellsegError(
-            f"{', '.join('--' + w for w in sorted(wrong))} do(es) not apply to {arch} models; "
-            f"use {', '.join('--' + n for n in names)}"
-        )
-    return given
+def options(args: argparse.Namespace) -> PredictConfig:
+    """The prediction options: ``--config`` (an options yaml or a model's yaml) and the flags."""
+    model_yaml = bool(args.config) and not is_options_file(args.config)
+    config = predict_config_from_args(args, None if model_yaml else args.config)
+    if model_yaml and not config.model:
+        config.model = args.config
+    if not config.model:
+        raise CellsegError("pass --model MODEL (a model file, its yaml, or a built-in name)")
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,9 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_cellseg.io.outputs import refuse_existing
     from napari_cellseg.predict import Segmenter
 
-    model = args.model or args.config
-    if not model:
-        raise CellsegError("pass --model MODEL (a model file, its yaml, or a built-in name)")
+    config = options(args)
     src = Path(args.dir).expanduser().resolve()
     out = Path(args.output).expanduser().resolve() if args.output else src / "cellseg_masks"
     if out.exists() and not out.is_dir():
@@ -147,18 +113,12 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         fix="pass --overwrite to replace them, or choose another --output",
     )
-    seg = Segmenter.from_file(
-        model,
-        device="auto" if args.use_gpu else args.device,
-        tile=args.tile,
-        batch_size=args.batch_size,
-        diameter=args.diameter,
-    )
-    params = _postprocess_params(args, seg.arch)
+    seg = Segmenter.from_config(config)
+    params = config.params_for(seg.arch)
     written, failed = 0, []
     for sample in tqdm(ds.samples, unit="image", desc="predict", dynamic_ncols=True):
         try:
-            _segment_one(seg, sample, outputs[sample], args, params)
+            _segment_one(seg, sample, outputs[sample], config, params)
         except CellsegError as err:
             if args.strict:
                 raise CellsegError(f"{err} (stopped at the first failure: --strict)") from err
@@ -187,25 +147,26 @@ def _outputs(out: Path, base: str, args: argparse.Namespace) -> dict[str, Path]:
     return paths
 
 
-def _segment_one(seg, sample, paths: dict[str, Path], args: argparse.Namespace, params) -> None:
+def _segment_one(
+    seg: Segmenter, sample: Sample, paths: dict[str, Path], config: PredictConfig, params: Any
+) -> None:
     """Segment one image and write its files (the output folder is made at the first)."""
     from napari_cellseg.io import datasets
     from napari_cellseg.io.images import write_mask
+    from napari_cellseg.predict import predict_frames, results
 
     raw = datasets.load_image(sample)
-    results = list(
-        seg.segment_raw(raw, channel_axis=args.channel_axis, source=str(sample.image), **params)
-    )
-    labels = results[0].labels if len(results) == 1 else np.stack([r.labels for r in results])
+    frames = seg.prepare(raw, channel_axis=config.channel_axis, source=str(sample.image))
+    done = results(predict_frames(seg, frames, params, keep_outputs="flows" in paths))
+    labels = done[0].labels if len(done) == 1 else np.stack([r.labels for r in done])
     paths["masks"].parent.mkdir(parents=True, exist_ok=True)
     write_mask(paths["masks"], labels)
     if "flows" in paths:
-        _write_flows(paths["flows"], results)
+        _write_flows(paths["flows"], done)
     if "outlines" in paths:
         from napari_cellseg.overlay import save_outline_png
 
-        frame = seg.prepare(raw, channel_axis=args.channel_axis)[0]
-        save_outline_png(paths["outlines"], frame, results[0].labels)
+        save_outline_png(paths["outlines"], frames[0], done[0].labels)
 
 
 def _write_flows(path: Path, results) -> None:

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.families import get_family
 
 if TYPE_CHECKING:
     import torch
 
-ARCHITECTURES = ("omni", "unet", "dcan")
 SKIPS = ("add", "concat")
 
 
@@ -27,13 +27,14 @@ class ModelSpec:
     Attributes
     ----------
     arch
-        Model family: ``'omni'`` (flow + distance (+ boundary) fields), ``'unet'`` (binary mask
-        logit, DeLTA-style) or ``'dcan'`` (object + contour logits, CLB-style).
+        Model family, a name of :func:`napari_cellseg.families.family_names`: ``'omni'`` (flow
+        + distance (+ boundary) fields), ``'unet'`` (binary mask logit, DeLTA-style) or
+        ``'dcan'`` (object + contour logits, CLB-style).
     nchan
         Input image channels.
     nclasses
-        Omnipose's meaning, used by ``omni`` only: 2 = flow + distance, 3 = + boundary. It is
-        not a number of object classes. ``unet`` and ``dcan`` ignore it.
+        Omnipose's meaning, used by families with ``uses_nclasses`` (``omni``): 2 = flow +
+        distance, 3 = + boundary. It is not a number of object classes.
     dim
         Spatial dimensions, 2 or 3.
     nbase
@@ -66,12 +67,10 @@ class ModelSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "nbase", tuple(int(n) for n in self.nbase))
         problems = []
-        if self.arch not in ARCHITECTURES:
-            problems.append(f"architecture {self.arch!r} is not one of {', '.join(ARCHITECTURES)}")
-        if self.arch == "omni" and self.nclasses not in (2, 3):
-            problems.append(
-                f"nclasses {self.nclasses} is not 2 (flow + distance) or 3 (+ boundary)"
-            )
+        try:
+            problems += get_family(self.arch).spec_problems(self)
+        except CellsegError as err:
+            problems.append(str(err))
         if self.nchan < 1:
             problems.append(f"nchan {self.nchan} is not at least 1")
         if self.dim not in (2, 3):
@@ -88,10 +87,9 @@ class ModelSpec:
             raise CellsegError("invalid model settings: " + "; ".join(problems))
 
     def n_outputs(self) -> int:
-        """Output channels: omni ``dim`` flows + distance (+ boundary), unet 1, dcan 2."""
-        if self.arch == "omni":
-            return self.dim + 1 + (self.nclasses == 3)
-        return 1 if self.arch == "unet" else 2
+        """Output channels, as the family says (omni ``dim`` flows + distance (+ boundary),
+        unet 1, dcan 2)."""
+        return get_family(self.arch).n_outputs(self)
 
     def divisor(self) -> int:
         """Every spatial input size must be a multiple of this (``2 ** (levels - 1)``)."""
@@ -125,13 +123,7 @@ def build_model(spec: ModelSpec) -> torch.nn.Module:
     ``(B, nchan, *spatial)`` to ``(B, spec.n_outputs(), *spatial)`` raw outputs (logits or field
     values, no final activation); spatial sizes must be multiples of ``spec.divisor()``.
     """
-    if spec.arch == "dcan":
-        from napari_cellseg.models.dcan import DCAN
-
-        return DCAN(spec)
-    from napari_cellseg.models.unet import ResUNet
-
-    return ResUNet(spec)
+    return get_family(spec.arch).build(spec)
 
 
 def pad_to_multiple(

@@ -32,6 +32,7 @@ import yaml
 
 from napari_cellseg import __version__
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.families import get_family
 from napari_cellseg.io.outputs import atomic_path
 from napari_cellseg.models import ModelSpec, build_model
 
@@ -387,8 +388,8 @@ def check_compatible(
 ) -> None:
     """Refuse to fine-tune a model whose architecture, nchan, nclasses or dim differ.
 
-    ``nclasses`` is compared only between omni models (the others ignore it). The network
-    shape (``nbase``, blocks) comes from the model file and is not compared.
+    ``nclasses`` is compared only within a family that uses it (omni; the others ignore it).
+    The network shape (``nbase``, blocks) comes from the model file and is not compared.
 
     Parameters
     ----------
@@ -407,8 +408,8 @@ def check_compatible(
     """
     new = {"arch": arch, "nchan": nchan, "nclasses": nclasses, "dim": dim}
     diffs = [name for name in _FLAGS if getattr(spec_old, name) != new[name]]
-    if "nclasses" in diffs and not (spec_old.arch == arch == "omni"):
-        diffs.remove("nclasses")
+    if "nclasses" in diffs and ("arch" in diffs or not get_family(arch).uses_nclasses):
+        diffs.remove("nclasses")  # only a family that uses nclasses must keep it
     if not diffs:
         return
     old_flags = " and ".join(f"{_FLAGS[n]} {getattr(spec_old, n)}" for n in diffs)

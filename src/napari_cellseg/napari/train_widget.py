@@ -59,6 +59,7 @@ from napari_cellseg.napari._edits import current_links
 from napari_cellseg.napari._layers import frame_links
 from napari_cellseg.napari._session_models import SessionModel, session_models
 from napari_cellseg.napari.segment_widget import Frame, core_ready, layer_frames, preload_core
+from napari_cellseg.options import choices_of
 from napari_cellseg.qc import run_qc
 
 if TYPE_CHECKING:
@@ -198,9 +199,9 @@ def _editor(f: dataclasses.Field) -> QWidget:
         box = QCheckBox()
         box.setChecked(default)
         return box
-    if "choices" in f.metadata:
+    if choices_of(f):
         combo = QComboBox()
-        combo.addItems(([""] if default is None else []) + list(f.metadata["choices"]))
+        combo.addItems(([""] if default is None else []) + list(choices_of(f)))
         combo.setCurrentText(default or "")
         return combo
     if kind == "int":

@@ -3,14 +3,35 @@
 >>> seg = Segmenter.from_file("model.pt")          # doctest: +SKIP
 >>> result = seg.segment(image)                     # doctest: +SKIP
 >>> result.labels                                   # doctest: +SKIP
+
+:mod:`.segmenter` holds the model on one image, :mod:`.engine` the one loop that walks frames
+through it for every consumer, and :mod:`.config` the options (:class:`PredictConfig`).
+Importing the package or :mod:`.config` does not import torch (the napari widgets build their
+forms from the options); the names below load :mod:`.segmenter` when first used.
 """
 
-from napari_cellseg.predict.segmenter import (
-    POSTPROCESS_DEFAULTS,
-    Segmentation,
-    Segmenter,
-    score_dataset,
-    segment_dataset,
-)
+from __future__ import annotations
 
-__all__ = ["POSTPROCESS_DEFAULTS", "Segmentation", "Segmenter", "score_dataset", "segment_dataset"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "FrameResult": "engine",
+    "TileProgress": "engine",
+    "predict_frames": "engine",
+    "reconstruct_frames": "engine",
+    "results": "engine",
+    "Segmentation": "segmenter",
+    "Segmenter": "segmenter",
+    "score_dataset": "segmenter",
+    "segment_dataset": "segmenter",
+    "PredictConfig": "config",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

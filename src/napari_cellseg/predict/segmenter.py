@@ -1,40 +1,36 @@
-"""Tiled inference and mask reconstruction for every model family.
+"""The model on one image: preparation, tiled network, named outputs, reconstruction.
 
 >>> seg = Segmenter.from_file("model.pt")          # doctest: +SKIP
 >>> result = seg.segment(image)                     # doctest: +SKIP
 >>> result.labels                                   # doctest: +SKIP
 
 The network runs on overlapping tiles (batched, blended with a smooth window) so its working
-memory is bounded by the tile size; the reconstruction (:mod:`napari_cellseg.reconstruction`)
-runs on the blended outputs, block by block for ``omni`` models, and can be re-run with other
+memory is bounded by the tile size; the reconstruction (the model family's, see
+:mod:`napari_cellseg.families`) runs on the blended outputs and can be re-run with other
 parameters without running the network again. Beyond the working memory, an image costs the
 full-size arrays of its outputs and labels: an 8192x8192 image segments in about 3 GB.
+:mod:`napari_cellseg.predict.engine` walks frames and images through these steps for every
+consumer (CLI, dataset scoring, the napari widgets).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.families import get_family
 from napari_cellseg.preprocess import Channels, prepare_image
 from napari_cellseg.runtime import autocast_dtype, pick_device
 
 if TYPE_CHECKING:
     from napari_cellseg.io.datasets import Dataset, Sample
-
-#: Reconstruction parameters per family and their defaults.
-POSTPROCESS_DEFAULTS: dict[str, dict[str, Any]] = {
-    "omni": {"mask_threshold": 0.0, "flow_threshold": 0.4, "niter": None, "min_size": 15},
-    "unet": {"threshold": 0.5, "min_size": 15},
-    "dcan": {"threshold": 0.5, "min_size": 15},
-}
+    from napari_cellseg.predict.config import PredictConfig
 
 
 #: Pixels per forward pass when the batch size is automatic (8 tiles of 256x256): bounds the
@@ -131,17 +127,14 @@ class Segmenter:
         self.overlap = float(overlap)
         self.batch_size = batch_size
         self.diameter = float(diameter)
-        training = dict(meta.get("training", {}))
-        training.pop("args_load_path", None)
-        cfg = (
-            TrainConfig.from_dict(
-                {k: v for k, v in training.items() if k in TrainConfig.__dataclass_fields__}
-            )
-            if training
-            else TrainConfig(architecture=spec.arch, nchan=spec.nchan)
+        self.family = get_family(spec.arch)
+        training = meta.get("training") or {}
+        self.channels = Channels(
+            nchan=spec.nchan,
+            chan=int(training.get("chan") or 0),
+            chan2=int(training.get("chan2") or 0),
+            channel_axis=training.get("channel_axis"),
         )
-        cfg.architecture, cfg.nchan, cfg.nclasses = spec.arch, spec.nchan, spec.nclasses
-        self.config = cfg
 
     @classmethod
     def from_file(cls, model: str | Path, **kwargs: Any) -> Segmenter:
@@ -153,9 +146,24 @@ class Segmenter:
         net, ckpt = load_model(path)
         return cls(net, ckpt.spec, ckpt.meta, name=Path(path).stem, **kwargs)
 
+    @classmethod
+    def from_config(cls, config: PredictConfig) -> Segmenter:
+        """Load ``config.model`` with the config's device, tiling, precision and diameter."""
+        if not config.model:
+            raise CellsegError("pass --model MODEL (a model file, its yaml, or a built-in name)")
+        return cls.from_file(
+            config.model,
+            device=config.run_device,
+            tile=config.tile,
+            overlap=config.overlap,
+            batch_size=config.batch_size,
+            amp=config.amp,
+            diameter=config.diameter,
+        )
+
     @property
     def arch(self) -> str:
-        """Model family: ``omni``, ``unet`` or ``dcan``."""
+        """Model family name (``omni``, ``unet``, ``dcan``...)."""
         return self.spec.arch
 
     @property
@@ -177,10 +185,10 @@ class Segmenter:
 
         ``channel_axis`` overrides the model's for this call only.
         """
-        config = self.config
+        channels = self.channels
         if channel_axis is not None:
-            config = replace(config, channel_axis=channel_axis)
-        return prepare_image(np.asarray(raw), Channels.of(config), source=source)
+            channels = Channels(channels.nchan, channels.chan, channels.chan2, channel_axis)
+        return prepare_image(np.asarray(raw), channels, source=source)
 
     def network(
         self, image: np.ndarray, *, progress: Callable[[int, int], None] | None = None
@@ -188,8 +196,21 @@ class Segmenter:
         """Blended network outputs (K, Y, X) float32 for one normalised (C, Y, X) image.
 
         The image is resized by :attr:`scale` first and the outputs resized back, so they always
-        have the image's shape; distances are converted back to the image's pixels.
+        have the image's shape (and the family brings lengths back to the image's pixels).
+        ``progress(done, total)`` is called after each batch of tiles.
         """
+        steps = self.network_steps(image)
+        while True:
+            try:
+                done, total = next(steps)
+            except StopIteration as end:
+                return end.value
+            if progress is not None:
+                progress(done, total)
+
+    def network_steps(self, image: np.ndarray) -> Generator[tuple[int, int], None, np.ndarray]:
+        """:meth:`network` as a generator: yields ``(tiles done, tiles)`` after each batch and
+        returns the outputs."""
         c, h, w = image.shape
         if c != self.spec.nchan:
             raise CellsegError(
@@ -197,15 +218,13 @@ class Segmenter:
             )
         s = self.scale
         if s == 1.0:
-            return self._tiled(image, progress)
+            return (yield from self._tiled(image))
         size = (max(16, round(h * s)), max(16, round(w * s)))
-        out = _resize(self._tiled(_resize(image, size), progress), (h, w))
-        if self.arch == "omni":
-            out[2] /= size[0] / h  # distances in the image's pixels
-        return out
+        out = _resize((yield from self._tiled(_resize(image, size))), (h, w))
+        return self.family.rescale_outputs(out, size[0] / h)
 
-    @torch.no_grad()
-    def _tiled(self, image: np.ndarray, progress: Callable[[int, int], None] | None) -> np.ndarray:
+    def _tiled(self, image: np.ndarray) -> Generator[tuple[int, int], None, np.ndarray]:
+        """Blended outputs of the tiles of ``image``; yields progress after each batch."""
         h, w = image.shape[1:]
         t, k = self.tile, self.spec.divisor()
         th, tw = min(t, _round_up(h, 16)), min(t, _round_up(w, 16))
@@ -229,69 +248,46 @@ class Segmenter:
             x = x.to(self.device)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(
-                self.device.type,
-                dtype=self.amp_dtype or torch.float32,
-                enabled=self.amp_dtype is not None,
+            with (
+                torch.no_grad(),
+                torch.autocast(
+                    self.device.type,
+                    dtype=self.amp_dtype or torch.float32,
+                    enabled=self.amp_dtype is not None,
+                ),
             ):
                 out = self.model(x)
             out = out.float().cpu().numpy()
             for (y, x0), o in zip(chunk, out):
                 acc[:, y : y + th, x0 : x0 + tw] += o * window
                 norm[y : y + th, x0 : x0 + tw] += window
-            if progress is not None:
-                progress(min(i + batch, len(starts)), len(starts))
+            yield min(i + batch, len(starts)), len(starts)
         acc /= norm
         return acc[:, :h, :w]
 
     def named_outputs(self, raw_out: np.ndarray) -> dict[str, np.ndarray]:
-        """Split raw network outputs into named maps (probabilities where applicable)."""
-        if self.arch == "omni":
-            from napari_cellseg.targets.omni import DIST_SCALE
-
-            out = {"flow": raw_out[:2], "dist": raw_out[2] * DIST_SCALE}
-            if raw_out.shape[0] > 3:
-                out["boundary"] = _sigmoid(raw_out[3])
-            return out
-        if self.arch == "unet":
-            return {"prob": _sigmoid(raw_out[0])}
-        act = self.meta.get("dcan_final_act", self.config.dcan_final_act)
-        probs = _sigmoid(raw_out) if act == "sigmoid" else (np.tanh(raw_out) + 1) / 2
-        return {"object": probs[0], "contour": probs[1]}
+        """Split raw network outputs into the family's named maps."""
+        return self.family.named_outputs(raw_out, self.meta)
 
     # -- reconstruction ---------------------------------------------------------------------
-    def reconstruct(self, outputs: dict[str, np.ndarray], **params: Any) -> np.ndarray:
-        """Instance labels from named outputs; ``params`` override :data:`POSTPROCESS_DEFAULTS`."""
-        from napari_cellseg import reconstruction as pp
+    def params(self, **params: Any) -> Any:
+        """The family's reconstruction parameters, ``params`` overriding the defaults."""
+        return self.family.params(**params)
 
-        kw = {
-            **POSTPROCESS_DEFAULTS[self.arch],
-            **{k: v for k, v in params.items() if v is not None or k == "niter"},
-        }
-        unknown = set(kw) - set(POSTPROCESS_DEFAULTS[self.arch])
-        if unknown:
-            raise CellsegError(
-                f"{', '.join(sorted(unknown))} do(es) not apply to {self.arch} models; "
-                f"their options are {', '.join(POSTPROCESS_DEFAULTS[self.arch])}"
-            )
-        if self.arch == "omni":
-            labels = pp.omni_masks(
-                outputs["flow"],
-                outputs["dist"],
-                outputs.get("boundary"),
-                device=str(self.device) if self.device.type == "cuda" else "cpu",
-                **kw,
-            )
-        elif self.arch == "unet":
-            labels = pp.unet_masks(outputs["prob"], **kw)
-        else:
-            labels = pp.dcan_masks(outputs["object"], outputs["contour"], **kw)
-        return _compact_dtype(labels)
+    def reconstruct(self, outputs: dict[str, np.ndarray], **params: Any) -> np.ndarray:
+        """Instance labels from named outputs; ``params`` override the family's defaults.
+
+        ``params`` may also be one ``params=<family Params>`` instance.
+        """
+        chosen = params["params"] if set(params) == {"params"} else self.params(**params)
+        device = str(self.device) if self.device.type == "cuda" else "cpu"
+        return _compact_dtype(self.family.reconstruct(outputs, chosen, device=device))
 
     def segment(self, image: np.ndarray, **params: Any) -> Segmentation:
         """Segment one normalised (C, Y, X) image."""
-        outputs = self.named_outputs(self.network(image))
-        return Segmentation(self.reconstruct(outputs, **params), outputs)
+        from napari_cellseg.predict.engine import predict_frames, results
+
+        return results(predict_frames(self, [image], params, keep_outputs=True))[0]
 
     def segment_raw(
         self,
@@ -302,8 +298,10 @@ class Segmenter:
         **params: Any,
     ) -> Iterator[Segmentation]:
         """Segment a raw 2D image or stack frame by frame (one :class:`Segmentation` each)."""
-        for frame in self.prepare(raw, channel_axis=channel_axis, source=source):
-            yield self.segment(frame, **params)
+        from napari_cellseg.predict.engine import predict_frames, results
+
+        frames = self.prepare(raw, channel_axis=channel_axis, source=source)
+        yield from results(predict_frames(self, frames, params, keep_outputs=True))
 
 
 def segment_dataset(
@@ -320,7 +318,7 @@ def segment_dataset(
     channel_axis
         Channel axis of the image files (None: guessed per file).
     **params
-        Reconstruction parameters (see :data:`POSTPROCESS_DEFAULTS`).
+        Reconstruction parameters of the model's family.
 
     Yields
     ------
@@ -329,13 +327,16 @@ def segment_dataset(
         ``(C, Y, X)`` frame and its :class:`Segmentation`.
     """
     from napari_cellseg.io.datasets import load_image
+    from napari_cellseg.predict.engine import FrameResult, predict_frames
 
+    chosen = seg.params(**params)
     for sample in dataset.samples:
-        raw = load_image(sample)
-        for i, frame in enumerate(
-            seg.prepare(raw, channel_axis=channel_axis, source=str(sample.image))
-        ):
-            yield sample, i, frame, seg.segment(frame, **params)
+        frames = seg.prepare(
+            load_image(sample), channel_axis=channel_axis, source=str(sample.image)
+        )
+        for event in predict_frames(seg, frames, chosen, keep_outputs=True):
+            if isinstance(event, FrameResult):
+                yield sample, event.frame, frames[event.frame], event.segmentation
 
 
 def score_dataset(
@@ -357,7 +358,7 @@ def score_dataset(
         Called with ``(sample, frame_index, frame, segmentation, row)`` after each frame
         (e.g. to write the masks or an overlay).
     **params
-        Reconstruction parameters.
+        Reconstruction parameters of the model's family.
 
     Returns
     -------
@@ -395,10 +396,6 @@ def _resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _round_up(n: int, k: int) -> int:
     return -(-n // k) * k
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (0.5 * (np.tanh(0.5 * x) + 1)).astype(np.float32)
 
 
 def _compact_dtype(labels: np.ndarray) -> np.ndarray:

@@ -1,32 +1,40 @@
-"""Training: the loop shared by the CLI and the napari widget, and its samples.
+"""Training: the loop shared by the CLI and the napari widget, and its parts.
 
 >>> gen = train(config)                 # doctest: +SKIP
 >>> for event in gen: print(event.loss)  # doctest: +SKIP
 
-:mod:`.loop` holds the generator of progress events, :mod:`.samples` the training samples in
-memory and the crops and targets made from them (torch-free, for data-loader workers).
+- :mod:`.loop`: :func:`train`, the generator of progress events, and :func:`train_until`;
+- :mod:`.setup`: options, outputs, samples, model (fresh, fine-tuned or resumed), optimiser;
+- :mod:`.trainer`: the optimiser step, the epoch, validation and saving;
+- :mod:`.batches`: reproducible crops, epochs of batches, validation crops;
+- :mod:`.logs`: TensorBoard and CSV;
+- :mod:`.samples`: training samples in memory and the crops and targets made from them
+  (torch-free, for data-loader workers and the napari widgets).
+
+The names below load torch when first used, so that importing :mod:`.samples` does not.
 """
 
-from napari_cellseg.train.loop import (
-    Progress,
-    TrainResult,
-    checkpoint_meta,
-    compute_loss,
-    crops_per_epoch,
-    default_model_path,
-    model_spec,
-    train,
-    train_until,
-)
+from __future__ import annotations
 
-__all__ = [
-    "Progress",
-    "TrainResult",
-    "checkpoint_meta",
-    "compute_loss",
-    "crops_per_epoch",
-    "default_model_path",
-    "model_spec",
-    "train",
-    "train_until",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Progress": "trainer",
+    "TrainResult": "loop",
+    "checkpoint_meta": "setup",
+    "compute_loss": "trainer",
+    "crops_per_epoch": "batches",
+    "default_model_path": "setup",
+    "model_spec": "setup",
+    "train": "loop",
+    "train_until": "loop",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -14,6 +14,7 @@ import numpy as np
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.families import get_family
 from napari_cellseg.preprocess import Channels, prepare_image
 
 if TYPE_CHECKING:
@@ -284,24 +285,4 @@ class CropMaker:
         self, labels: np.ndarray, weights: np.ndarray | None, item: TrainItem
     ) -> np.ndarray:
         """Training targets of the configured family for one crop of labels."""
-        cfg = self.config
-        blobs = "ignore" if item.blobs else "object"
-        if cfg.architecture == "omni":
-            from napari_cellseg.targets.omni import omni_targets
-
-            lab = labels
-            ignore = None
-            if blobs == "ignore":
-                ignore = labels == 1
-                lab = np.where(ignore, 0, labels)
-            y = omni_targets(lab, set(item.links) or None)
-            if ignore is not None and ignore.any():
-                y[-1][ignore] = 0.0  # the weight channel: no loss on blobs
-            return y
-        if cfg.architecture == "unet":
-            from napari_cellseg.targets.weights import unet_targets
-
-            return unet_targets(labels, weights, weight_map=cfg.weight_map, blobs=blobs)
-        from napari_cellseg.targets.dcan import dcan_targets
-
-        return dcan_targets(labels, blobs=blobs)
+        return get_family(self.config.architecture).targets(labels, weights, item, self.config)

@@ -1,0 +1,161 @@
+"""What a model family is: one class that says everything the rest of the code asks of it.
+
+A family (``omni``, ``unet``, ``dcan``; next ``track``) declares its network's output channels,
+the training targets made from a label crop, the loss, how raw outputs become named maps and
+how those become instance labels, with a dataclass of reconstruction parameters (defaults,
+help, CLI flags), and the checks of the options that only it knows. Training, prediction, the
+checkpoint format, the CLI and the widgets ask :func:`napari_cellseg.families.get_family`
+instead of testing the family's name.
+
+Nothing here imports torch at module level: the napari manifest and readers import the
+registry through the training options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from napari_cellseg.errors import CellsegError
+
+if TYPE_CHECKING:
+    import torch
+
+    from napari_cellseg.config import TrainConfig
+    from napari_cellseg.models import ModelSpec
+    from napari_cellseg.train.samples import TrainItem
+
+
+def param(
+    default: Any,
+    help: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    step: float | None = None,
+) -> Any:
+    """A reconstruction parameter: its default, help text and the range a widget offers.
+
+    The CLI flag is ``--<name>``; ``None`` as the default means "automatic".
+    """
+    meta = {"help": help, "minimum": minimum, "maximum": maximum, "step": step}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """A family whose reconstruction takes no parameters."""
+
+
+class Family:
+    """Base class of a model family; subclass it and :func:`~napari_cellseg.families.register`.
+
+    Attributes
+    ----------
+    name
+        The ``--architecture`` value and the ``arch`` stored in checkpoints.
+    summary
+        One line for help texts and the widgets.
+    Params
+        Frozen dataclass of the reconstruction parameters, fields made with :func:`param`.
+    uses_nclasses
+        Whether ``--nclasses`` means something to the family (``omni``: 2 or 3 fields); a
+        fine-tuned model must then keep its value.
+    output_names
+        Names of the maps :meth:`named_outputs` returns (``--save_flows`` writes them).
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+    uses_nclasses: ClassVar[bool] = False
+
+    # -- network ------------------------------------------------------------------------
+    def n_outputs(self, spec: ModelSpec) -> int:
+        """Output channels of the network for ``spec``."""
+        raise NotImplementedError
+
+    def spec_problems(self, spec: ModelSpec) -> list[str]:
+        """What is wrong with a model description for this family (empty: nothing)."""
+        return []
+
+    def build(self, spec: ModelSpec) -> torch.nn.Module:
+        """A fresh network: the residual U-Net unless the family has its own."""
+        from napari_cellseg.models.unet import ResUNet
+
+        return ResUNet(spec)
+
+    # -- training -----------------------------------------------------------------------
+    def config_problems(self, config: TrainConfig) -> list[str]:
+        """Contradictions among the training options that only this family knows of."""
+        if not self.uses_nclasses and config.nclasses == 3:
+            return [
+                f"--nclasses 3 (boundary field) is an omni option; --architecture "
+                f"{self.name} predicts its own outputs: drop --nclasses"
+            ]
+        return []
+
+    def targets(
+        self,
+        labels: np.ndarray,
+        weights: np.ndarray | None,
+        item: TrainItem,
+        config: TrainConfig,
+    ) -> np.ndarray:
+        """Training targets ``(K, Y, X)`` float32 for one crop of labels (and weight map)."""
+        raise NotImplementedError
+
+    def loss(
+        self, pred: torch.Tensor, target: torch.Tensor, config: TrainConfig
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss of a batch of raw outputs against targets, and its named components."""
+        raise NotImplementedError
+
+    # -- prediction ---------------------------------------------------------------------
+    def rescale_outputs(self, raw: np.ndarray, factor: float) -> np.ndarray:
+        """Raw outputs of an image resized by ``factor``, brought back to its pixels.
+
+        Called after the maps were resized back; the default changes nothing (probabilities,
+        directions). Families whose outputs are lengths in pixels divide them by ``factor``.
+        """
+        return raw
+
+    def named_outputs(self, raw: np.ndarray, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Raw network outputs ``(K, Y, X)`` -> named maps (probabilities where they apply).
+
+        ``meta`` is the checkpoint's metadata (e.g. the final activation it was trained with).
+        """
+        raise NotImplementedError
+
+    def reconstruct(
+        self, outputs: dict[str, np.ndarray], params: Any, *, device: str = "cpu"
+    ) -> np.ndarray:
+        """Instance labels ``(Y, X)`` from named outputs and a :attr:`Params` instance."""
+        raise NotImplementedError
+
+    # -- parameters ---------------------------------------------------------------------
+    def params(self, **given: Any) -> Any:
+        """A :attr:`Params` from the given values (``None`` keeps the default, except for
+        parameters whose default is ``None``, i.e. automatic).
+
+        Raises
+        ------
+        CellsegError
+            For a parameter the family does not have, listing the ones it has.
+        """
+        known = {f.name: f for f in dataclasses.fields(self.Params)}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            names = ", ".join(known) or "none"
+            raise CellsegError(
+                f"{', '.join(unknown)} do(es) not apply to {self.name} models; "
+                f"their options are {names}"
+            )
+        kept = {k: v for k, v in given.items() if v is not None or known[k].default is None}
+        return self.Params(**kept)
+
+    def __repr__(self) -> str:
+        return f"<family {self.name}>"

@@ -1,0 +1,100 @@
+"""CLB-style DCAN family: object and contour logits, seeds grown back into the objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_cellseg.families.base import Family
+from napari_cellseg.families.omni import sigmoid
+from napari_cellseg.families.unet import min_size_param, threshold_param
+
+if TYPE_CHECKING:
+    import torch
+
+    from napari_cellseg.config import TrainConfig
+    from napari_cellseg.models import ModelSpec
+    from napari_cellseg.train.samples import TrainItem
+
+
+@dataclass(frozen=True)
+class DcanParams:
+    """Reconstruction parameters of :func:`napari_cellseg.reconstruction.dcan_masks`."""
+
+    threshold: float = threshold_param()
+    min_size: int = min_size_param()
+
+
+class Dcan(Family):
+    """Object + contour logits (CLB's DCAN), its own two-branch network."""
+
+    name = "dcan"
+    summary = "CLB-style DCAN (object + contour)"
+    Params = DcanParams
+
+    def n_outputs(self, spec: ModelSpec) -> int:
+        """Object and contour logits."""
+        return 2
+
+    def build(self, spec: ModelSpec) -> torch.nn.Module:
+        """:class:`napari_cellseg.models.dcan.DCAN`."""
+        from napari_cellseg.models.dcan import DCAN
+
+        return DCAN(spec)
+
+    def config_problems(self, config: TrainConfig) -> list[str]:
+        """The two loss weights cannot both be 0."""
+        problems = super().config_problems(config)
+        if config.obj_weight + config.bnd_weight <= 0:
+            problems.append("--obj_weight and --bnd_weight cannot both be 0")
+        return problems
+
+    def targets(
+        self,
+        labels: np.ndarray,
+        weights: np.ndarray | None,
+        item: TrainItem,
+        config: TrainConfig,
+    ) -> np.ndarray:
+        """Object and contour masks."""
+        from napari_cellseg.targets.dcan import dcan_targets
+
+        return dcan_targets(labels, blobs="ignore" if item.blobs else "object")
+
+    def loss(
+        self, pred: torch.Tensor, target: torch.Tensor, config: TrainConfig
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:func:`napari_cellseg.losses.dcan_loss` with the configured weights."""
+        from napari_cellseg import losses
+
+        return losses.dcan_loss(
+            pred,
+            target,
+            obj_weight=config.obj_weight,
+            bnd_weight=config.bnd_weight,
+            final_act=config.dcan_final_act,
+            return_parts=True,
+        )
+
+    def named_outputs(self, raw: np.ndarray, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+        """``object`` and ``contour`` probabilities, through the activation it trained with."""
+        act = meta.get("dcan_final_act") or (meta.get("training") or {}).get(
+            "dcan_final_act", "tanh"
+        )
+        probs = sigmoid(raw) if act == "sigmoid" else (np.tanh(raw) + 1) / 2
+        return {"object": probs[0], "contour": probs[1]}
+
+    def reconstruct(
+        self, outputs: dict[str, np.ndarray], params: Any, *, device: str = "cpu"
+    ) -> np.ndarray:
+        """:func:`napari_cellseg.reconstruction.dcan_masks`."""
+        from napari_cellseg.reconstruction import dcan_masks
+
+        return dcan_masks(
+            outputs["object"],
+            outputs["contour"],
+            threshold=params.threshold,
+            min_size=params.min_size,
+        )
