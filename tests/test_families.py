@@ -138,7 +138,8 @@ def test_unknown_families_are_refused_with_the_registered_names():
 
 
 @pytest.mark.parametrize(
-    ("arch", "nclasses", "outputs"), [("omni", 2, 3), ("omni", 3, 4), ("unet", 2, 1), ("dcan", 2, 2)]
+    ("arch", "nclasses", "outputs"),
+    [("omni", 2, 3), ("omni", 3, 4), ("unet", 2, 1), ("dcan", 2, 2)],
 )
 def test_the_built_in_families_declare_their_outputs(arch, nclasses, outputs):
     from napari_cellseg.models import ModelSpec
