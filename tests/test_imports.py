@@ -84,3 +84,22 @@ def test_the_import_linter_contracts_of_pyproject_hold() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 kept, 0 broken" in result.stdout
+
+
+def test_every_core_module_is_held_by_the_core_contract() -> None:
+    """A new core module (a family, a runtime helper) cannot slip past the layer contract."""
+    import pkgutil
+    import tomllib
+    from pathlib import Path
+
+    import napari_cellseg
+
+    root = Path(__file__).resolve().parents[1]
+    contracts = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["importlinter"]
+    core = set(contracts["contracts"][0]["source_modules"])
+    top = {
+        f"napari_cellseg.{info.name}"
+        for info in pkgutil.iter_modules(napari_cellseg.__path__)
+        if info.name not in ("napari", "cli", "__main__")
+    }
+    assert top - core == set()
