@@ -41,8 +41,8 @@ class Blobs(Family):
             problems.append("--learning_rate above 1 makes blobs diverge")
         return problems
 
-    def targets(self, labels, weights, item, config):
-        return np.stack([(labels > 0).astype(np.float32)])
+    def targets(self, crop, config):
+        return np.stack([(crop.labels > 0).astype(np.float32)])
 
     def loss(self, pred, target, config):
         import torch.nn.functional as F

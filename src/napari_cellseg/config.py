@@ -21,11 +21,14 @@ from napari_cellseg.errors import CellsegError
 from napari_cellseg.families import family_names, get_family
 from napari_cellseg.options import (
     add_arguments,
+    amp_option,
+    device_option,
     from_mapping,
     given,
     none_or_str,
     option,
     read_mapping,
+    use_gpu_option,
 )
 
 OPTIMIZERS = ("adamw", "adam", "radam", "sgd")
@@ -223,23 +226,9 @@ class TrainConfig:
     )
     seed: int = option(42, "random seed (bit-reproducible on CPU)", "--seed", group="optimisation")
     # --- hardware ---------------------------------------------------------------------------
-    device: str = option(
-        "auto",
-        "auto picks CUDA, then MPS, then CPU",
-        "--device",
-        group="hardware",
-        choices=("auto", "cpu", "cuda", "mps"),
-    )
-    use_gpu: bool = option(
-        False, "Omnipose flag: use the GPU (same as --device auto)", "--use_gpu", group="hardware"
-    )
-    amp: str = option(
-        "auto",
-        "mixed precision: auto = bf16 on CPUs that support it and on CUDA",
-        "--amp",
-        group="hardware",
-        choices=("auto", "on", "off"),
-    )
+    device: str = device_option("hardware")
+    use_gpu: bool = use_gpu_option("hardware")
+    amp: str = amp_option("hardware")
     dataloader: bool = option(
         False, "prepare batches in worker processes", "--dataloader", group="hardware"
     )

@@ -33,6 +33,34 @@ def option(default: Any, help: str, *flags: str, group: str, **extra: Any) -> An
     return field(default=default, metadata=meta)
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def device_option(group: str) -> Any:
+    """``--device``, the same for training and prediction."""
+    return option(
+        "auto", "auto picks CUDA, then MPS, then CPU", "--device", group=group, choices=DEVICES
+    )
+
+
+def use_gpu_option(group: str) -> Any:
+    """Omnipose's ``--use_gpu``."""
+    return option(
+        False, "Omnipose flag: use the GPU (same as --device auto)", "--use_gpu", group=group
+    )
+
+
+def amp_option(group: str) -> Any:
+    """``--amp``: mixed precision."""
+    return option(
+        "auto",
+        "mixed precision: auto = bf16 on CPUs that support it and on CUDA",
+        "--amp",
+        group=group,
+        choices=("auto", "on", "off"),
+    )
+
+
 def choices_of(f: dataclasses.Field) -> tuple[Any, ...] | None:
     """The allowed values of an option field (None: any)."""
     choices = f.metadata.get("choices")

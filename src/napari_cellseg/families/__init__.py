@@ -12,7 +12,7 @@ predicts with a family it registers itself).
 from __future__ import annotations
 
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.families.base import Family, NoParams, param
+from napari_cellseg.families.base import Family, LabelCrop, NoParams, param
 from napari_cellseg.families.dcan import Dcan
 from napari_cellseg.families.omni import Omni
 from napari_cellseg.families.unet import Unet
@@ -55,4 +55,13 @@ def get_family(name: str) -> Family:
 for _family in (Omni(), Unet(), Dcan()):
     register(_family)
 
-__all__ = ["Family", "NoParams", "family_names", "get_family", "param", "register", "unregister"]
+__all__ = [
+    "Family",
+    "LabelCrop",
+    "NoParams",
+    "family_names",
+    "get_family",
+    "param",
+    "register",
+    "unregister",
+]

@@ -26,7 +26,33 @@ if TYPE_CHECKING:
 
     from napari_cellseg.config import TrainConfig
     from napari_cellseg.models import ModelSpec
-    from napari_cellseg.train.samples import TrainItem
+
+    #: A loss and its named components.
+    LossParts = tuple[torch.Tensor, dict[str, torch.Tensor]]
+    #: Named network outputs of one image.
+    Outputs = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class LabelCrop:
+    """One training crop's labels and what a family's targets need of its sample.
+
+    Attributes
+    ----------
+    labels
+        int32 ``(Y, X)`` instance labels of the crop.
+    weights
+        The sample's weight map, cropped alike (DeLTA ``wei/``), or None.
+    links
+        Pairs of label ids that are pieces of one object.
+    blobs
+        Label 1 marks CLB blobs (no loss there).
+    """
+
+    labels: np.ndarray
+    weights: np.ndarray | None = None
+    links: frozenset[tuple[int, int]] = frozenset()
+    blobs: bool = False
 
 
 def param(
@@ -98,19 +124,11 @@ class Family:
             ]
         return []
 
-    def targets(
-        self,
-        labels: np.ndarray,
-        weights: np.ndarray | None,
-        item: TrainItem,
-        config: TrainConfig,
-    ) -> np.ndarray:
+    def targets(self, crop: LabelCrop, config: TrainConfig) -> np.ndarray:
         """Training targets ``(K, Y, X)`` float32 for one crop of labels (and weight map)."""
         raise NotImplementedError
 
-    def loss(
-        self, pred: torch.Tensor, target: torch.Tensor, config: TrainConfig
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, config: TrainConfig) -> LossParts:
         """The loss of a batch of raw outputs against targets, and its named components."""
         raise NotImplementedError
 
@@ -123,16 +141,14 @@ class Family:
         """
         return raw
 
-    def named_outputs(self, raw: np.ndarray, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    def named_outputs(self, raw: np.ndarray, meta: dict[str, Any]) -> Outputs:
         """Raw network outputs ``(K, Y, X)`` -> named maps (probabilities where they apply).
 
         ``meta`` is the checkpoint's metadata (e.g. the final activation it was trained with).
         """
         raise NotImplementedError
 
-    def reconstruct(
-        self, outputs: dict[str, np.ndarray], params: Any, *, device: str = "cpu"
-    ) -> np.ndarray:
+    def reconstruct(self, outputs: Outputs, params: Any, *, device: str = "cpu") -> np.ndarray:
         """Instance labels ``(Y, X)`` from named outputs and a :attr:`Params` instance."""
         raise NotImplementedError
 

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cellseg.families.base import Family
+from napari_cellseg.families.base import Family, LabelCrop
 from napari_cellseg.families.omni import sigmoid
-from napari_cellseg.families.unet import min_size_param, threshold_param
+from napari_cellseg.families.unet import ProbabilityParams
 
 if TYPE_CHECKING:
     import torch
 
     from napari_cellseg.config import TrainConfig
+    from napari_cellseg.families.base import LossParts, Outputs
     from napari_cellseg.models import ModelSpec
-    from napari_cellseg.train.samples import TrainItem
-
-
-@dataclass(frozen=True)
-class DcanParams:
-    """Reconstruction parameters of :func:`napari_cellseg.reconstruction.dcan_masks`."""
-
-    threshold: float = threshold_param()
-    min_size: int = min_size_param()
 
 
 class Dcan(Family):
@@ -32,7 +23,7 @@ class Dcan(Family):
 
     name = "dcan"
     summary = "CLB-style DCAN (object + contour)"
-    Params = DcanParams
+    Params = ProbabilityParams
 
     def n_outputs(self, spec: ModelSpec) -> int:
         """Object and contour logits."""
@@ -51,21 +42,13 @@ class Dcan(Family):
             problems.append("--obj_weight and --bnd_weight cannot both be 0")
         return problems
 
-    def targets(
-        self,
-        labels: np.ndarray,
-        weights: np.ndarray | None,
-        item: TrainItem,
-        config: TrainConfig,
-    ) -> np.ndarray:
+    def targets(self, crop: LabelCrop, config: TrainConfig) -> np.ndarray:
         """Object and contour masks."""
         from napari_cellseg.targets.dcan import dcan_targets
 
-        return dcan_targets(labels, blobs="ignore" if item.blobs else "object")
+        return dcan_targets(crop.labels, blobs="ignore" if crop.blobs else "object")
 
-    def loss(
-        self, pred: torch.Tensor, target: torch.Tensor, config: TrainConfig
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, config: TrainConfig) -> LossParts:
         """:func:`napari_cellseg.losses.dcan_loss` with the configured weights."""
         from napari_cellseg import losses
 
@@ -78,7 +61,7 @@ class Dcan(Family):
             return_parts=True,
         )
 
-    def named_outputs(self, raw: np.ndarray, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    def named_outputs(self, raw: np.ndarray, meta: dict[str, Any]) -> Outputs:
         """``object`` and ``contour`` probabilities, through the activation it trained with."""
         act = meta.get("dcan_final_act") or (meta.get("training") or {}).get(
             "dcan_final_act", "tanh"
@@ -86,9 +69,7 @@ class Dcan(Family):
         probs = sigmoid(raw) if act == "sigmoid" else (np.tanh(raw) + 1) / 2
         return {"object": probs[0], "contour": probs[1]}
 
-    def reconstruct(
-        self, outputs: dict[str, np.ndarray], params: Any, *, device: str = "cpu"
-    ) -> np.ndarray:
+    def reconstruct(self, outputs: Outputs, params: Any, *, device: str = "cpu") -> np.ndarray:
         """:func:`napari_cellseg.reconstruction.dcan_masks`."""
         from napari_cellseg.reconstruction import dcan_masks
 

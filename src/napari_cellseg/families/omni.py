@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cellseg.families.base import Family, param
+from napari_cellseg.families.base import Family, LabelCrop, param
 
 if TYPE_CHECKING:
     import torch
 
     from napari_cellseg.config import TrainConfig
+    from napari_cellseg.families.base import LossParts, Outputs
     from napari_cellseg.models import ModelSpec
-    from napari_cellseg.train.samples import TrainItem
 
 
 @dataclass(frozen=True)
@@ -69,26 +69,18 @@ class Omni(Family):
             ]
         return []
 
-    def targets(
-        self,
-        labels: np.ndarray,
-        weights: np.ndarray | None,
-        item: TrainItem,
-        config: TrainConfig,
-    ) -> np.ndarray:
+    def targets(self, crop: LabelCrop, config: TrainConfig) -> np.ndarray:
         """Flows, distance (+ boundary) and the loss weight; CLB blobs get no loss."""
         from napari_cellseg.targets.omni import omni_targets
 
-        ignore = labels == 1 if item.blobs else None
-        lab = np.where(ignore, 0, labels) if ignore is not None else labels
-        y = omni_targets(lab, set(item.links) or None)
+        ignore = crop.labels == 1 if crop.blobs else None
+        lab = np.where(ignore, 0, crop.labels) if ignore is not None else crop.labels
+        y = omni_targets(lab, set(crop.links) or None)
         if ignore is not None and ignore.any():
             y[-1][ignore] = 0.0  # the weight channel: no loss on blobs
         return y
 
-    def loss(
-        self, pred: torch.Tensor, target: torch.Tensor, config: TrainConfig
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, config: TrainConfig) -> LossParts:
         """:func:`napari_cellseg.losses.omni_loss`."""
         from napari_cellseg import losses
 
@@ -99,7 +91,7 @@ class Omni(Family):
         raw[2] /= factor
         return raw
 
-    def named_outputs(self, raw: np.ndarray, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    def named_outputs(self, raw: np.ndarray, meta: dict[str, Any]) -> Outputs:
         """``flow`` (2, Y, X), ``dist`` in pixels and the ``boundary`` probability."""
         from napari_cellseg.targets.omni import DIST_SCALE
 
@@ -108,9 +100,7 @@ class Omni(Family):
             out["boundary"] = sigmoid(raw[3])
         return out
 
-    def reconstruct(
-        self, outputs: dict[str, np.ndarray], params: Any, *, device: str = "cpu"
-    ) -> np.ndarray:
+    def reconstruct(self, outputs: Outputs, params: Any, *, device: str = "cpu") -> np.ndarray:
         """:func:`napari_cellseg.reconstruction.omni_masks`."""
         from napari_cellseg.reconstruction import omni_masks
 

@@ -12,8 +12,7 @@ forms from the options); the names below load :mod:`.segmenter` when first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from napari_cellseg._lazy import lazy_exports
 
 _EXPORTS = {
     "FrameResult": "engine",
@@ -31,7 +30,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -18,15 +18,17 @@ from typing import Any
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.families import family_names, get_family
 from napari_cellseg.options import (
+    DEVICES,
     add_arguments,
+    amp_option,
+    device_option,
     from_mapping,
     given,
     none_or_str,
     option,
     read_mapping,
+    use_gpu_option,
 )
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _optional_int(text: str) -> int | None:
@@ -79,23 +81,9 @@ class PredictConfig:
         group="inference",
         type=_optional_int,
     )
-    device: str = option(
-        "auto",
-        "auto picks CUDA, then MPS, then CPU",
-        "--device",
-        group="inference",
-        choices=DEVICES,
-    )
-    use_gpu: bool = option(
-        False, "Omnipose flag: use the GPU (same as --device auto)", "--use_gpu", group="inference"
-    )
-    amp: str = option(
-        "auto",
-        "mixed precision: auto = bf16 on CPUs that support it and on CUDA",
-        "--amp",
-        group="inference",
-        choices=("auto", "on", "off"),
-    )
+    device: str = device_option("inference")
+    use_gpu: bool = use_gpu_option("inference")
+    amp: str = amp_option("inference")
     reconstruction: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:

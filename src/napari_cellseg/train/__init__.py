@@ -16,8 +16,7 @@ The names below load torch when first used, so that importing :mod:`.samples` do
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from napari_cellseg._lazy import lazy_exports
 
 _EXPORTS = {
     "Progress": "trainer",
@@ -34,7 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -14,7 +14,7 @@ import numpy as np
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.families import get_family
+from napari_cellseg.families import LabelCrop, get_family
 from napari_cellseg.preprocess import Channels, prepare_image
 
 if TYPE_CHECKING:
@@ -285,4 +285,5 @@ class CropMaker:
         self, labels: np.ndarray, weights: np.ndarray | None, item: TrainItem
     ) -> np.ndarray:
         """Training targets of the configured family for one crop of labels."""
-        return get_family(self.config.architecture).targets(labels, weights, item, self.config)
+        crop = LabelCrop(labels, weights, item.links, item.blobs)
+        return get_family(self.config.architecture).targets(crop, self.config)
