@@ -239,6 +239,16 @@ def test_a_missing_model_is_an_error_naming_it(images, tmp_path, capsys):
     assert not list(tmp_path.glob("*_masks.tif"))
 
 
+def test_the_model_and_its_options_are_checked_before_the_folder(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["predict", "--model", "nucleii", "--dir", str(empty)]) == 2
+    assert "model 'nucleii' not found" in capsys.readouterr().err
+    assert main(["predict", "--model", "nuclei", "--threshold", "0.3", "--dir", str(empty)]) == 2
+    assert "--threshold do(es) not apply to omni models" in capsys.readouterr().err
+    assert list(empty.iterdir()) == []
+
+
 def test_training_on_a_missing_folder_is_an_error_naming_it(tmp_path, capsys):
     missing = tmp_path / "no_train_data"
     argv = ["train", "--dir", str(missing), "--n_epochs", "1", "--model", str(tmp_path / "m.pt")]

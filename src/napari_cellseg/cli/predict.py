@@ -88,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     from napari_cellseg.predict import Segmenter
 
     config = options(args)
+    # the model and its reconstruction options first: a mistyped name is the likelier mistake
+    seg = Segmenter.from_config(config)
+    params = config.params_for(seg.arch)
     src = Path(args.dir).expanduser().resolve()
     out = Path(args.output).expanduser().resolve() if args.output else src / "cellseg_masks"
     if out.exists() and not out.is_dir():
@@ -113,8 +116,6 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         fix="pass --overwrite to replace them, or choose another --output",
     )
-    seg = Segmenter.from_config(config)
-    params = config.params_for(seg.arch)
     written, failed = 0, []
     for sample in tqdm(ds.samples, unit="image", desc="predict", dynamic_ncols=True):
         try:
