@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -219,6 +220,25 @@ def test_demo_without_training_generates_and_checks_data(tmp_path, capsys):
     masks = tifffile.imread(out / "test" / "bacteria_000_masks.tif")
     assert masks.shape == tifffile.imread(out / "test" / "bacteria_000.tif").shape
     assert masks.max() > 0
+
+
+def test_demo_writes_outside_the_source_tree_by_default(tmp_path, monkeypatch, capsys):
+    from napari_cellseg.cli.demo import default_folder
+
+    source_root = Path(__file__).resolve().parents[2]  # the clone (src/napari_cellseg inside)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_folder(source_root) == tmp_path / "home" / "cellseg-demo"
+    assert "holds the napari-cellseg source" in capsys.readouterr().out
+    assert default_folder(tmp_path) == tmp_path / "cellseg-demo"
+
+
+def test_demo_says_when_its_time_budget_stops_the_training(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--minutes", "0", "--n_train", "2", "--n_test", "1"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    # the deadline is checked after each step: the first epoch may or may not have ended
+    assert re.search(r"time budget of 0 min reached after [01] of 60 epochs", printed)
 
 
 def test_a_missing_folder_is_an_error_naming_it(trained, tmp_path, capsys):

@@ -24,9 +24,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out",
-        default="cellseg-demo",
-        help="working folder (default: %(default)s); when it is not empty, the first free "
-        "<out>-2, <out>-3, ... is used instead, so nothing in it is replaced",
+        default=None,
+        help="working folder (default: ./cellseg-demo, or ~/cellseg-demo when run from the "
+        "napari-cellseg source tree); when it is not empty, the first free <out>-2, "
+        "<out>-3, ... is used instead, so nothing in it is replaced",
     )
     p.add_argument(
         "--kind", default="bacteria", choices=("bacteria", "nuclei"), help="synthetic data to use"
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_cellseg.io.datasets import discover
     from napari_cellseg.qc import qc_dataset
 
-    out = _fresh_folder(Path(args.out).resolve())
+    out = _fresh_folder(Path(args.out).resolve() if args.out else default_folder(Path.cwd()))
     train_dir, test_dir = out / "train", out / "test"
     print(
         f"[1/4] generating {args.n_train} training + {args.n_test} held-out synthetic "
@@ -83,6 +84,19 @@ def run(args: argparse.Namespace) -> int:
     model_path = _train(args, train_dir, out)
     _segment_and_score(model_path, test_dir, out)
     return 0
+
+
+def default_folder(cwd: Path) -> Path:
+    """``<cwd>/cellseg-demo``, or ``~/cellseg-demo`` when ``cwd`` holds this package's source
+    (a clone): the demo's data and models do not belong in the source tree."""
+    import napari_cellseg
+
+    source = Path(napari_cellseg.__file__).resolve().parent
+    if source.is_relative_to(cwd.resolve()):
+        home = Path.home() / "cellseg-demo"
+        print(f"      {cwd} holds the napari-cellseg source; the demo writes to {home} instead")
+        return home
+    return cwd / "cellseg-demo"
 
 
 def _fresh_folder(out: Path) -> Path:
@@ -136,6 +150,11 @@ def _train(args: argparse.Namespace, train_dir: Path, out: Path) -> Path:
     result = train_until(config, deadline, on_event=show)
     if bar is not None:
         bar.close()
+    if result.stopped:
+        print(
+            f"      time budget of {args.minutes:g} min reached after {result.epochs_done} of "
+            f"{args.epochs} epochs (--minutes trains longer)"
+        )
     print(
         f"      {result.epochs_done} epochs, final loss {result.final_loss:.4f}; "
         f"model: {result.model_path}"
