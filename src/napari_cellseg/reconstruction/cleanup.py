@@ -28,6 +28,11 @@ def pair_views(
 def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Set objects with fewer than ``min_size`` pixels to background.
 
+    The same labels as :func:`skimage.morphology.remove_small_objects` with
+    ``max_size=min_size - 1`` on a label image, as fast, with two thirds of its peak memory
+    (it copies before counting) and without its warning on single-label images
+    (``bench/cleanup_speed.py``).
+
     Parameters
     ----------
     labels
@@ -61,6 +66,10 @@ def fill_label_holes(labels: np.ndarray) -> np.ndarray:
 
     Background regions are 4-connected (the usual dual of 8-connected objects); a region that
     touches the image edge, or touches two different objects, is not a hole.
+
+    One pass over the image for all objects: 2-3 times faster than filling each object's box
+    with :func:`scipy.ndimage.binary_fill_holes` (Cellpose, StarDist) on thousands of objects,
+    at about twice its peak memory (``bench/cleanup_speed.py``).
 
     Parameters
     ----------
@@ -102,6 +111,9 @@ def fill_label_holes(labels: np.ndarray) -> np.ndarray:
 def renumber(labels: np.ndarray) -> np.ndarray:
     """Renumber the objects 1..N in order of their current ids.
 
+    The same labels as :func:`skimage.segmentation.relabel_sequential`, about twice as fast
+    and with no more memory than the ``int32`` result (``bench/cleanup_speed.py``).
+
     Parameters
     ----------
     labels
@@ -111,12 +123,24 @@ def renumber(labels: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray
         ``int32`` labels.
+
+    Raises
+    ------
+    ValueError
+        For negative labels.
     """
     labels = np.asarray(labels)
     if labels.size == 0:
         return labels.astype(np.int32)
-    present = np.bincount(labels.ravel()) > 0
+    flat = labels.ravel()
+    if flat.dtype == bool:
+        flat = flat.view(np.uint8)
+    if flat.min() < 0:
+        raise ValueError("labels must not contain negative values")
+    # marking the ids present needs no per-pixel temporary (a bincount casts them to intp)
+    present = np.zeros(int(flat.max()) + 1, dtype=bool)
+    present[flat] = True
     present[0] = False
     lut = np.zeros(present.size, dtype=np.int32)
     lut[present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
-    return lut[labels]
+    return lut[flat].reshape(labels.shape)
