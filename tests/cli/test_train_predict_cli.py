@@ -232,6 +232,14 @@ def test_demo_writes_outside_the_source_tree_by_default(tmp_path, monkeypatch, c
     assert default_folder(tmp_path) == tmp_path / "cellseg-demo"
 
 
+def test_demo_gui_without_napari_says_how_to_install_it(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "napari", None)  # as in a core-only install
+    assert main(["demo", "--gui"]) == 2
+    assert 'pip install "napari-cellseg[all]"' in capsys.readouterr().err
+
+
 def test_demo_says_when_its_time_budget_stops_the_training(tmp_path, capsys):
     out = tmp_path / "demo"
     argv = ["demo", "--out", str(out), "--minutes", "0", "--n_train", "2", "--n_test", "1"]

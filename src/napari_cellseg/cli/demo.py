@@ -11,6 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
+from napari_cellseg.errors import CellsegError
 from napari_cellseg.families import family_names
 
 
@@ -53,6 +54,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; returns 0 when every step worked."""
     if args.gui:
+        import importlib.util
+
+        if importlib.util.find_spec("napari") is None:
+            raise CellsegError(
+                "cellseg demo --gui opens napari, which is not installed: "
+                'pip install "napari-cellseg[all]" (napari and Qt), then run it again'
+            )
         from napari_cellseg.napari.demo import open_demo_viewer
 
         open_demo_viewer(kind=args.kind)
