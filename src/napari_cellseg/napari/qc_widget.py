@@ -13,27 +13,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from magicgui.widgets import ComboBox, Container, SpinBox
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
-    QWidget,
 )
 
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.io.images import as_labels
+from napari_cellseg.napari._dock import DockWidget, set_choices
 from napari_cellseg.napari._edits import (
     LINKS_HISTORY,
     Frame,
@@ -46,8 +44,6 @@ from napari_cellseg.qc import fix as qc_fix
 from napari_cellseg.qc import run_qc
 
 if TYPE_CHECKING:
-    import napari.viewer
-
     from napari_cellseg.qc import Problem
 
 #: Edge colour of the overlay rectangles per problem severity.
@@ -69,39 +65,32 @@ class Row:
     problem: Problem
 
 
-class QCWidget(QWidget):
+class QCWidget(DockWidget):
     """Check a Labels layer for annotation problems, list them, show them and fix them.
 
-    Parameters
-    ----------
-    napari_viewer
-        The viewer this widget is docked in (injected by napari).
-    parent
-        Optional Qt parent.
+    Made like every :class:`~napari_cellseg.napari._dock.DockWidget`, from the viewer.
     """
 
-    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
-        super().__init__(parent)
-        self._viewer = napari_viewer
+    title = "Annotation QC"
+
+    def build(self) -> None:
+        """Make the controls and follow the viewer's layers."""
         self._rows: list[Row] = []
         self._checked_layer: str | None = None
 
-        self._labels_combo = QComboBox()
-        self._image_combo = QComboBox()
-        self._labels_combo.setToolTip("Labels layer to check")
-        self._image_combo.setToolTip("Image the labels annotate (checks that the shapes agree)")
-        self._labels_combo.currentTextChanged.connect(self._guess_image)
-        self._spins: dict[str, QSpinBox] = {}
+        self._labels_combo = ComboBox(name="labels", tooltip="Labels layer to check")
+        self._image_combo = ComboBox(
+            name="image", tooltip="Image the labels annotate (checks that the shapes agree)"
+        )
+        self._labels_combo.changed.connect(self._guess_image)
         defaults = inspect.signature(run_qc).parameters
-        form = QFormLayout()
-        form.addRow("Labels", self._labels_combo)
-        form.addRow("Image", self._image_combo)
-        for name, text in PARAMETERS.items():
-            spin = QSpinBox()
-            spin.setRange(0, 100_000)
-            spin.setValue(int(defaults[name].default))
-            self._spins[name] = spin
-            form.addRow(text, spin)
+        self._spins = {
+            name: SpinBox(
+                value=int(defaults[name].default), min=0, max=100_000, name=name, label=text
+            )
+            for name, text in PARAMETERS.items()
+        }
+        form = Container(widgets=[self._labels_combo, self._image_combo, *self._spins.values()])
 
         self._run_button = QPushButton("Run QC")
         self._run_button.clicked.connect(self.run)
@@ -137,61 +126,36 @@ class QCWidget(QWidget):
 
         self.setMinimumWidth(360)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addWidget(form.native)
         layout.addWidget(self._run_button)
         layout.addWidget(self._summary)
         layout.addWidget(self._table, 1)
         layout.addWidget(self._details)
         layout.addLayout(fix_row)
         layout.addWidget(self._fix_button)
-
-        layers = self._viewer.layers
-        layers.events.inserted.connect(self._on_layer_inserted)
-        layers.events.removed.connect(self._refresh_choices)
-        layers.events.moved.connect(self._refresh_choices)
-        for layer in layers:
-            layer.events.name.connect(self._refresh_choices)
-        self._refresh_choices()
+        self.follow_layers()
 
     # ------------------------------------------------------------------ layer choices
-    def _on_layer_inserted(self, event: Any) -> None:
-        event.value.events.name.connect(self._refresh_choices)
-        self._refresh_choices()
-
-    def _refresh_choices(self, event: Any = None) -> None:
+    def refresh_layers(self) -> None:
         """Fill the layer pickers from the viewer, keeping the current choices when possible."""
-        labels = [layer.name for layer in self._viewer.layers if isinstance(layer, Labels)]
-        images = [layer.name for layer in self._viewer.layers if isinstance(layer, Image)]
-        current = self._labels_combo.currentText()
-        if current not in labels:
-            active = self._viewer.layers.selection.active
-            current = active.name if isinstance(active, Labels) else (labels or [""])[0]
-        image = self._image_combo.currentText()
-        _set_items(self._image_combo, [NO_IMAGE, *images], image)
-        _set_items(self._labels_combo, labels, current)
+        labels = self.layer_names(Labels)
+        set_choices(self._image_combo, [NO_IMAGE, *self.layer_names(Image)], NO_IMAGE)
+        set_choices(self._labels_combo, labels, self.active_name(Labels))
         self._guess_image()
 
     def _guess_image(self, *_: Any) -> None:
         """Pick the image that the chosen labels annotate when none is chosen yet."""
-        if self._image_combo.currentText() not in ("", NO_IMAGE):
+        if self._image_combo.value not in (None, NO_IMAGE):
             return
-        names = [self._image_combo.itemText(i) for i in range(1, self._image_combo.count())]
-        base = self._labels_combo.currentText().split("_masks")[0]
+        names = [name for name in self._image_combo.choices if name != NO_IMAGE]
+        base = (self._labels_combo.value or "").split("_masks")[0]
         if not base:
             return
         # "cells" for "cells_masks", "train images" or "train [ch0]" for "train_masks"
         for name in sorted(names, key=lambda name: name != base):
             if name.startswith(base):
-                self._image_combo.setCurrentText(name)
+                self._image_combo.value = name
                 return
-
-    def _labels_layer(self) -> Labels | None:
-        name = self._labels_combo.currentText()
-        return self._viewer.layers[name] if name in self._viewer.layers else None
-
-    def _image_layer(self) -> Image | None:
-        name = self._image_combo.currentText()
-        return self._viewer.layers[name] if name in self._viewer.layers else None
 
     def set_layers(self, labels: str, image: str | None = None) -> None:
         """Choose the Labels layer to check and, optionally, its Image layer (by name).
@@ -203,8 +167,8 @@ class QCWidget(QWidget):
         image
             Name of an Image layer, or None for no image.
         """
-        self._labels_combo.setCurrentText(labels)
-        self._image_combo.setCurrentText(image or NO_IMAGE)
+        self._labels_combo.value = labels
+        self._image_combo.value = image or NO_IMAGE
 
     # ------------------------------------------------------------------ running
     @property
@@ -213,18 +177,18 @@ class QCWidget(QWidget):
         return list(self._rows)
 
     def _params(self) -> dict[str, int]:
-        return {name: spin.value() for name, spin in self._spins.items()}
+        return {name: spin.value for name, spin in self._spins.items()}
 
     def run(self) -> None:
         """Run the checks on the chosen Labels layer and list, draw and summarise the problems."""
-        layer = self._labels_layer()
+        layer = self.layer(self._labels_combo.value)
         if layer is None:
-            show_warning("Annotation QC: no Labels layer chosen; open or create one first.")
+            self.notify("no Labels layer chosen; open or create one first.", "warning")
             return
         try:
             self._rows = self._check(layer)
         except CellsegError as err:
-            show_error(f"Annotation QC on '{layer.name}': {err}")
+            self.notify(f"'{layer.name}': {err}", "error")
             return
         self._checked_layer = layer.name
         self._fill_table(layer.ndim > 2)
@@ -236,7 +200,7 @@ class QCWidget(QWidget):
             raise CellsegError("multiscale labels are not supported; open a single resolution.")
         if layer.ndim < 2:
             raise CellsegError("the layer has fewer than 2 dimensions; pick a 2D labels layer.")
-        image = self._image_layer()
+        image = self.layer(self._image_combo.value)
         image_shape = None
         if image is not None:
             shape = image.data.shape[:-1] if image.rgb else image.data.shape
@@ -344,7 +308,7 @@ class QCWidget(QWidget):
         row
             One of :attr:`rows`.
         """
-        layer = self._labels_layer()
+        layer = self.layer(self._labels_combo.value)
         if layer is None or layer.name != self._checked_layer:
             return
         labels = row.problem.labels
@@ -373,9 +337,9 @@ class QCWidget(QWidget):
         Links (``metadata['links']``) whose labels the fix removed are dropped.
         """
         row = self._selected_row()
-        layer = self._labels_layer()
+        layer = self.layer(self._labels_combo.value)
         if row is None or layer is None or layer.name != self._checked_layer:
-            show_warning("Annotation QC: run the checks and select a problem first.")
+            self.notify("run the checks and select a problem first.", "warning")
             return
         check = row.problem.check
         frames = sorted({r.frame for r in self._rows if r.problem.check == check})
@@ -401,10 +365,10 @@ class QCWidget(QWidget):
                 message = f"fixed '{check}' problems of '{target}' ({changed} pixels changed)"
                 message += "; Ctrl+Z on the layer undoes it"
         except CellsegError as err:
-            show_error(f"Annotation QC on '{layer.name}': {err}")
+            self.notify(f"'{layer.name}': {err}", "error")
             return
-        show_info(f"Annotation QC: {message}.")
-        self._labels_combo.setCurrentText(target)
+        self.notify(f"{message}.")
+        self._labels_combo.value = target
         self.run()
 
     def _new_layer_with(self, layer: Labels, fixed: dict[Frame, np.ndarray], links: Any) -> str:
@@ -461,12 +425,3 @@ def _summary(name: str, rows: list[Row]) -> str:
     parts = ", ".join(f"{found[s]} {s}" for s in SEVERITY_COLORS if found[s])
     fixable = sum(bool(row.problem.fixable) for row in rows)
     return f"'{name}': {len(rows)} problems ({parts}); {fixable} fixable. Click a row to go there."
-
-
-def _set_items(combo: QComboBox, items: list[str], current: str) -> None:
-    combo.blockSignals(True)
-    combo.clear()
-    combo.addItems(items)
-    if current in items:
-        combo.setCurrentText(current)
-    combo.blockSignals(False)
