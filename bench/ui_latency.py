@@ -94,9 +94,9 @@ def measure(epochs: int, size: int, repeats: int, out: Path) -> tuple[list[float
     from qtpy.QtWidgets import QApplication
 
     import napari
+    from napari_cellseg.napari._frames import preload_core
     from napari_cellseg.napari._sample_data import bacteria
-    from napari_cellseg.napari.segment_widget import preload_core
-    from napari_cellseg.napari.train_widget import TrainWidget
+    from napari_cellseg.napari.train import TrainWidget
 
     viewer = napari.Viewer(show=True)
     for data, meta, kind in bacteria():

@@ -9,8 +9,9 @@ import pytest
 from napari.layers import Labels
 
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.napari._frames import layer_frames
 from napari_cellseg.napari._session_models import SessionModel, session_models
-from napari_cellseg.napari.segment_widget import RESULT_KEY, SegmentWidget, layer_frames
+from napari_cellseg.napari.segment import RESULT_KEY, SegmentWidget
 
 TIMEOUT_MS = 60_000
 
@@ -63,10 +64,10 @@ def segment(viewer, model_file: Path) -> SegmentWidget:  # noqa: ANN001 - napari
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Counts of Segmenter.network and Segmenter.reconstruct calls."""
+    """Counts of the network passes (one per frame) and of the reconstructions."""
     from napari_cellseg.predict import Segmenter
 
-    counts = {"network": 0, "reconstruct": 0}
+    counts = {"network_steps": 0, "reconstruct": 0}
     for name in counts:
         original = getattr(Segmenter, name)
 
@@ -100,7 +101,7 @@ def test_a_2d_image_gives_a_labels_layer_of_its_shape(qtbot, viewer, segment, ca
     (result,) = _results(viewer)
     assert result.data.shape == (80, 80)
     assert np.issubdtype(result.data.dtype, np.integer)
-    assert calls["network"] == 1
+    assert calls["network_steps"] == 1
     assert segment.parameters.arch == "omni"
 
 
@@ -113,7 +114,7 @@ def test_a_stack_is_segmented_frame_by_frame(qtbot, viewer, segment, calls) -> N
 
     (result,) = _results(viewer)
     assert result.data.shape == (3, 64, 64)
-    assert calls["network"] == 3
+    assert calls["network_steps"] == 3
 
 
 def test_a_parameter_change_reruns_only_the_reconstruction(qtbot, viewer, segment, calls) -> None:
@@ -129,7 +130,7 @@ def test_a_parameter_change_reruns_only_the_reconstruction(qtbot, viewer, segmen
     segment.run()  # the same model and image again: the cached outputs are reused
     qtbot.waitUntil(lambda: not segment.busy, timeout=TIMEOUT_MS)
 
-    assert calls["network"] == 1
+    assert calls["network_steps"] == 1
     assert calls["reconstruct"] == before + 2
     assert _results(viewer) == [result]
 
@@ -142,9 +143,9 @@ def test_a_cell_diameter_resizes_the_image_for_the_network_and_back(
     seen: list[tuple[int, ...]] = []
     original = Segmenter._tiled
 
-    def spy(self, image, progress):  # noqa: ANN001
+    def spy(self, image):  # noqa: ANN001 - a generator of tile progress, like _tiled
         seen.append(image.shape)
-        return original(self, image, progress)
+        return original(self, image)
 
     monkeypatch.setattr(Segmenter, "_tiled", spy)
     widget = SegmentWidget(viewer)
@@ -238,3 +239,23 @@ def test_a_users_edits_to_a_result_survive_a_new_reconstruction(
     assert any(f"'{result.name}' holds your edits" in message for _, message in notes)
     result.undo()  # and the user's own edit stays undoable
     assert not (np.asarray(result.data) == 99).any()
+
+
+def test_stop_ends_the_run_at_the_next_tile_batch_and_adds_nothing(
+    qtbot, viewer, segment, calls
+) -> None:
+    from napari_cellseg.predict import TileProgress
+
+    viewer.add_image(np.stack([discs(64, seed)[0] for seed in range(20)]), name="movie")
+    segment.set_image("movie")
+    n_layers = len(viewer.layers)
+
+    segment.run()
+    segment._worker.yielded.connect(
+        lambda event: segment.stop() if isinstance(event, TileProgress) else None
+    )
+    qtbot.waitUntil(lambda: not segment.busy, timeout=TIMEOUT_MS)
+
+    assert len(viewer.layers) == n_layers
+    assert calls["network_steps"] < 5, calls  # of 20 frames
+    assert "Stopped" in segment._status.text()

@@ -13,8 +13,9 @@ from napari.layers import Labels
 from test_segment_widget import discs
 
 from napari_cellseg.napari._session_models import session_models
-from napari_cellseg.napari.segment_widget import RESULT_KEY, SegmentWidget
-from napari_cellseg.napari.train_widget import PREVIEW_KEY, Pair, TrainWidget, pair_image
+from napari_cellseg.napari.segment import RESULT_KEY, SegmentWidget
+from napari_cellseg.napari.train import PREVIEW_KEY, Pair, TrainWidget, pair_image
+from napari_cellseg.napari.train.data import copy_pairs
 
 TIMEOUT_MS = 90_000
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "ui_latency.py"
@@ -182,7 +183,7 @@ def test_stacks_train_frame_by_frame(qtbot, viewer, tmp_path) -> None:
     widget = TrainWidget(viewer)
     widget.options.set_value("tyx", "64,64")
 
-    data = widget._copy_pairs(widget.pairs(), widget.config())
+    data = copy_pairs(viewer.layers, widget.pairs(), widget.config())
 
     assert data.names == ["movie_masks[0]", "movie_masks[1]", "movie_masks[2]"]
     assert [frame.shape for frame in data.images] == [(64, 64)] * 3
