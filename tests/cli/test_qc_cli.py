@@ -172,6 +172,17 @@ def test_max_gap_zero_turns_gaps_off(capsys, broken) -> None:
     assert "gap" not in counts and "fragment" not in counts
 
 
+def test_border_contacts_are_listed_only_with_border(capsys, broken) -> None:
+    root, _ = broken
+    _, out, _ = run(capsys, str(root), "--json")
+    assert "border" not in json.loads(out)["counts"]
+    _, out, _ = run(capsys, str(root), "--json", "--border")
+    report = json.loads(out)
+    assert report["counts"]["border"] > 0 and report["severity"]["border"] == "info"
+    _, out, _ = run(capsys, str(root), "--border")
+    assert any(line.startswith("clean") and "border x" in line for line in out.splitlines())
+
+
 def test_blobs_option_decides_what_label_one_is(capsys, tmp_path: Path) -> None:
     labels = np.zeros((40, 40), dtype=np.uint16)
     for y, x in ((2, 2), (30, 2), (2, 30)):

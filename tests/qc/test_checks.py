@@ -108,7 +108,7 @@ def test_parts_that_all_touch_the_border_are_one_cut_cell() -> None:
     labels[14:20, 20:26] = 3  # joined below the image
     labels[2:8, 10:16] = 1
     labels[2:8, 22:28] = 2
-    report = run_qc(labels)
+    report = run_qc(labels, border=True)
     assert not found(report, "split_label")
     (problem,) = found(report, "border")
     assert "in 2 parts (joined outside the image)" in problem.message
@@ -287,20 +287,27 @@ def test_tiny_label_is_a_fragment() -> None:
 def test_small_cell_cut_by_the_border_is_not_a_fragment() -> None:
     labels = np.zeros((20, 20), dtype=np.uint16)
     square(labels, 0, 8, 2, 1)
-    report = run_qc(labels)
+    report = run_qc(labels, border=True)
     assert not found(report, "fragment")
     (problem,) = found(report, "border")
     assert problem.labels == (1,) and problem.bbox == (0, 8, 2, 10)
 
 
-def test_labels_touching_the_border_are_information() -> None:
+def test_labels_touching_the_border_are_information_when_asked_for() -> None:
     labels = np.zeros((20, 20), dtype=np.uint16)
     square(labels, 0, 0, 5, 1)
     square(labels, 15, 15, 5, 2)
     square(labels, 8, 8, 5, 3)
-    report = run_qc(labels)
+    report = run_qc(labels, border=True)
     assert [p.labels for p in found(report, "border")] == [(1,), (2,)]
     assert all(p.severity == "info" and not p.fixable for p in report.problems)
+
+
+def test_the_border_check_is_off_by_default() -> None:
+    labels = np.zeros((20, 20), dtype=np.uint16)
+    square(labels, 0, 0, 5, 1)
+    square(labels, 15, 15, 5, 2)
+    assert run_qc(labels).problems == []
 
 
 # ---------------------------------------------------------------------- file-level checks
@@ -397,7 +404,7 @@ def test_problems_come_in_check_order() -> None:
     square(labels, 10, 10, 2, 2)  # fragment
     square(labels, 20, 2, 5, 3)
     square(labels, 20, 20, 5, 3)  # split
-    checks = [p.check for p in run_qc(labels).problems]
+    checks = [p.check for p in run_qc(labels, border=True).problems]
     assert checks == sorted(checks, key=CHECKS.index)
     assert set(checks) == {"split_label", "fragment", "border", "non_consecutive"}
 

@@ -115,6 +115,17 @@ def test_png_mask_with_id_65535_has_too_many_labels(tmp_path: Path) -> None:
     assert "too_many_labels" in checks(report)
 
 
+def test_cells_on_the_border_are_listed_only_when_asked(tmp_path: Path) -> None:
+    labels = cells()
+    labels[0:6, 20:24] = 4  # cut by the right and top edges
+    save(tmp_path / "a.tif", image())
+    save(tmp_path / "a_masks.tif", labels)
+    dataset = discover(tmp_path)
+    assert checks(qc_dataset(dataset)[0][1]) == []
+    ((_, report),) = qc_dataset(dataset, border=True)
+    assert [(p.check, p.labels) for p in report.problems] == [("border", (4,))]
+
+
 def test_links_join_split_labels_only_when_asked(tmp_path: Path) -> None:
     labels = split()
     labels[8:14, 14:20] = 3  # label 3 touches both parts of label 2

@@ -15,7 +15,7 @@ def sample_report() -> QCReport:
         labels[0:4, 8 * i : 8 * i + 4] = i + 1  # five border cells
     labels[10:15, 10:15] = 9
     labels[20:25, 20:25] = 9  # split, and ids are not consecutive
-    return run_qc(labels, source="a.tif")
+    return run_qc(labels, border=True, source="a.tif")
 
 
 def test_counts_and_blocking() -> None:

@@ -4,7 +4,7 @@ Checks, by severity (* = fixed by --fix):
   blocking  unreadable, float_mask*, shape_mismatch, too_many_labels, semantic_mask*,
             split_label*
   warning   empty_mask, gap*, fragment*
-  info      border, blobs_label, non_consecutive
+  info      border (only with --border), blobs_label, non_consecutive
 Nuclei that do not touch often have real thin gaps between them: --max_gap 0 turns the gap
 check off. --fix copies the images and writes fixed masks with the same names to OUT.
 
@@ -93,6 +93,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "only label in several parts (default: %(default)s)",
     )
     p.add_argument(
+        "--border",
+        action="store_true",
+        help="also list the labels that touch the image border (info: cells cut by the field "
+        "of view, normal in most data)",
+    )
+    p.add_argument(
         "--min_size",
         type=int,
         default=DEFAULT_MIN_SIZE,
@@ -143,18 +149,14 @@ def run(args: argparse.Namespace) -> int:
         "max_gap": args.max_gap,
         "blobs": {"auto": None, "yes": True, "no": False}[args.blobs],
     }
-    results = qc_dataset(dataset, nchan=args.nchan, channel_axis=args.channel_axis, **params)
+    checks = {"nchan": args.nchan, "channel_axis": args.channel_axis, "border": args.border}
+    results = qc_dataset(dataset, **checks, **params)
     reports = [report for _, report in results]
     blocking = sum(r.blocking for r in reports)
     fixed = None
     if args.fix:
         summary = fix_dataset(dataset, args.fix, **params)
-        after = qc_dataset(
-            discover(summary.out, dataset.convention, **layout),
-            nchan=args.nchan,
-            channel_axis=args.channel_axis,
-            **params,
-        )
+        after = qc_dataset(discover(summary.out, dataset.convention, **layout), **checks, **params)
         fixed = {
             "out": str(summary.out),
             "files_written": len(summary.written),

@@ -65,6 +65,7 @@ def qc_dataset(
     min_size: int = DEFAULT_MIN_SIZE,
     max_gap: int = DEFAULT_MAX_GAP,
     blobs: bool | None = None,
+    border: bool = False,
     nchan: int | None = 1,
     channel_axis: int | None = None,
 ) -> list[tuple[Sample, QCReport]]:
@@ -76,8 +77,9 @@ def qc_dataset(
         From :func:`napari_cellseg.io.datasets.discover`; samples without a mask are skipped.
     links : bool
         Use the samples' ``_links.txt`` files (as Omnipose's ``--links``).
-    min_size, max_gap, blobs
-        As for :func:`~napari_cellseg.qc.checks.run_qc`.
+    min_size, max_gap, blobs, border
+        As for :func:`~napari_cellseg.qc.checks.run_qc` (``border``: also list the labels
+        that touch the image border; off by default).
     nchan, channel_axis
         How training will split the images into frames (``--nchan``, ``--channel_axis``;
         training's defaults): each mask must fit its image by
@@ -88,7 +90,7 @@ def qc_dataset(
     list of (Sample, QCReport)
         One report per sample (per frame for mask stacks), in dataset order.
     """
-    params = {"min_size": min_size, "max_gap": max_gap, "blobs": blobs}
+    params = {"min_size": min_size, "max_gap": max_gap, "blobs": blobs, "border": border}
     layout = {"channel_axis": channel_axis, "nchan": nchan}
     results = []
     for sample in dataset.samples:

@@ -29,6 +29,7 @@ def run_qc(
     min_size: int = DEFAULT_MIN_SIZE,
     max_gap: int = DEFAULT_MAX_GAP,
     blobs: bool | None = None,
+    border: bool = False,
     max_label: int | None = None,
     source: str = "",
 ) -> QCReport:
@@ -52,6 +53,10 @@ def run_qc(
         turns the gap check off.
     blobs : bool, optional
         Whether label 1 marks CLB blobs (regions to ignore); ``None`` decides from the mask.
+    border : bool
+        Also list each label that touches the image border (``border``, info). Off by
+        default: cells cut by the field of view are normal, and a cut cell is never taken for
+        a split label or a fragment either way.
     max_label : int, optional
         Largest id the mask's file format holds (65535 for PNG). ``None``: the largest value of
         an 8- or 16-bit ``labels`` dtype, otherwise no limit.
@@ -98,7 +103,8 @@ def run_qc(
     problems += _split_problems(an)
     problems += _gap_problems(an)
     problems += _fragment_problems(an)
-    problems += _border_problems(an)
+    if border:
+        problems += _border_problems(an)
     problems += _blob_problems(an)
     problems += _consecutive_problems(an)
     order = {check: i for i, check in enumerate(SEVERITY)}
