@@ -21,6 +21,7 @@ from napari_cellseg.io.datasets import (
     load_mask,
     load_sample,
     load_weights,
+    pair_problem,
 )
 
 SHAPE = (8, 10)
@@ -191,6 +192,40 @@ def test_empty_folder_explains_every_layout(tmp_path):
         assert layout in message
 
 
+def test_empty_prediction_folder_says_which_images_it_looks_for(tmp_path):
+    with pytest.raises(CellsegError) as info:
+        discover(tmp_path, require_masks=False)
+    message = str(info.value)
+    assert (
+        message == f"no images found in {tmp_path}: looked for .tif, .tiff, .png, .jpg, .jpeg files"
+    )
+
+
+def test_prediction_folder_names_the_files_it_left_out(tmp_path):
+    save(tmp_path / "A.tif", image())
+    save(tmp_path / "B_masks.tif", labels())
+    save(tmp_path / "C_flows.tif", image())
+    (tmp_path / "set1").mkdir()
+    with pytest.raises(CellsegError) as info:
+        discover(tmp_path, img_filter="_img", require_masks=False)
+    message = str(info.value)
+    assert "looked for .tif, .tiff, .png, .jpg, .jpeg files with names ending in '_img'" in message
+    assert "1 file not ending in '_img' left out: A.tif" in message
+    assert "1 file named like masks (*_masks) left out: B_masks.tif" in message
+    assert "1 file named like model outputs" in message and "C_flows.tif" in message
+    assert "subfolders (set1)" in message and "--look_one_level_down" in message
+    for training_only in ("needs its image", "(Omnipose)", "img/ + seg/"):
+        assert training_only not in message
+
+
+def test_empty_delta_prediction_folder_does_not_ask_for_masks(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "seg").mkdir()
+    with pytest.raises(CellsegError) as info:
+        discover(tmp_path, require_masks=False)
+    assert str(info.value).endswith("looked for .tif, .tiff, .png, .jpg, .jpeg files")
+
+
 def test_only_masks_is_reported(tmp_path):
     save(tmp_path / "A_masks.tif", labels())
     with pytest.raises(CellsegError, match=r"found masks \(A_masks\.tif\) but no images"):
@@ -229,6 +264,27 @@ def test_shape_mismatch_is_found_from_headers_and_on_load(tmp_path):
         CellsegError, match=expected + r" \(8, 10\) but its image has shape \(8, 12\)"
     ):
         load_sample(dataset.samples[1])
+
+
+@pytest.mark.parametrize(
+    ("mask_shape", "advice"),
+    [
+        (
+            (40, 60),
+            "the mask is larger: if the image is a crop of the annotated field, crop the mask",
+        ),
+        ((40, 50), "the mask is larger"),
+        ((20, 30), "the mask is smaller: if it annotates a crop of the image, crop the image"),
+        ((50, 30), "its axes look swapped: transpose the mask"),
+        ((20, 60), "pair the right files (the mask is taller and narrower"),
+    ],
+)
+def test_size_mismatch_advice_depends_on_which_is_larger(mask_shape, advice):
+    message = pair_problem((30, 50), mask_shape)
+    assert f"the mask has shape {mask_shape} but its image has shape (30, 50)" in message
+    assert advice in message
+    if mask_shape[0] < 30 or mask_shape[1] < 50:
+        assert "crop the mask" not in message
 
 
 def test_channel_layouts_match_their_mask(tmp_path):

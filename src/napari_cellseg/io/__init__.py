@@ -20,6 +20,7 @@ from napari_cellseg.io.datasets import (
 from napari_cellseg.io.images import (
     IMAGE_EXTENSIONS,
     MASK_EXTENSIONS,
+    TIFF_EXTENSIONS,
     as_labels,
     is_stack,
     iter_frames,
@@ -45,6 +46,7 @@ __all__ = [
     "CONVENTIONS",
     "IMAGE_EXTENSIONS",
     "MASK_EXTENSIONS",
+    "TIFF_EXTENSIONS",
     "Dataset",
     "Sample",
     "as_labels",

@@ -18,6 +18,11 @@ EXPECTED_LAYOUTS = (
 )
 
 
+def looked_for(extensions: tuple[str, ...]) -> str:
+    """What a finder looked for, for messages: ``looked for .tif, .png files``."""
+    return f"looked for {', '.join(extensions)} files"
+
+
 def list_subfolders(root: Path) -> list[Path]:
     """The visible subfolders of ``root``, in natural order."""
     return sorted(

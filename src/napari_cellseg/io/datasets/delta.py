@@ -9,6 +9,7 @@ from napari_cellseg.io.datasets._listing import (
     EXPECTED_LAYOUTS,
     by_stem,
     listing,
+    looked_for,
     note,
     rel,
     require_folders,
@@ -42,7 +43,10 @@ def discover_delta(root: Path, require_masks: bool) -> Dataset:
     masks = by_stem(root / mask_folder, MASK_EXTENSIONS)
     weights = by_stem(weight_folder, IMAGE_EXTENSIONS) if use_weights else {}
     if not images:
-        raise CellsegError(f"no images found in {root / 'img'}; {EXPECTED_LAYOUTS}")
+        expected = f"; {EXPECTED_LAYOUTS}" if require_masks else ""
+        raise CellsegError(
+            f"no images found in {root / 'img'}: {looked_for(IMAGE_EXTENSIONS)}{expected}"
+        )
     missing = [images[s] for s in images if s not in masks]
     if missing and require_masks:
         raise CellsegError(

@@ -220,7 +220,8 @@ def pair_problem(
     if yx != mask_shape[-2:]:
         return (
             f"the mask has shape {mask_shape} but its image has shape {image_shape}: the mask "
-            f"must have the image's height and width ({yx[0]}x{yx[1]}); pair the right files"
+            f"must have the image's height and width ({yx[0]}x{yx[1]}); "
+            f"{_size_fix(yx, mask_shape[-2:])}"
         )
     if frames != mask_frames:
         hint = (
@@ -235,3 +236,21 @@ def pair_problem(
             f"give each image frame its own mask frame{hint}"
         )
     return None
+
+
+def _size_fix(image_yx: tuple[int, ...], mask_yx: tuple[int, ...]) -> str:
+    """What to do about a mask whose height and width differ from its image's."""
+    (height, width), (mask_height, mask_width) = image_yx, mask_yx
+    if (mask_height, mask_width) == (width, height):
+        return "its axes look swapped: transpose the mask, or pair the right files"
+    if mask_height >= height and mask_width >= width:
+        return (
+            "the mask is larger: if the image is a crop of the annotated field, crop the mask "
+            "the same way; otherwise pair the right files"
+        )
+    if mask_height <= height and mask_width <= width:
+        return (
+            "the mask is smaller: if it annotates a crop of the image, crop the image the same "
+            "way (or pad the mask with background); otherwise pair the right files"
+        )
+    return "pair the right files (the mask is taller and narrower than the image, or the reverse)"

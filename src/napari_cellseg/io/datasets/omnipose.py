@@ -12,6 +12,7 @@ from napari_cellseg.io.datasets._listing import (
     list_files,
     list_subfolders,
     listing,
+    looked_for,
     note,
     rel,
     relative_name,
@@ -48,7 +49,10 @@ def discover_omnipose(
     note(warnings, skipped["filter"], root, f"ignored {{n}} file{{s}} not ending in {img_filter!r}")
     note(warnings, skipped["jpeg"], root, "ignored {n} JPEG mask{s} (lossy); use PNG or TIFF")
     if not images:
-        raise CellsegError(_no_images_message(root, masks, mask_filter))
+        raise CellsegError(
+            _no_images_message(root, masks, skipped, img_filter, mask_filter, require_masks)
+            + _subfolder_hint(root, look_one_level_down)
+        )
     _refuse_ambiguous(root, images)
     samples, unmatched = [], []
     for (folder, base), (image,) in images.items():
@@ -166,20 +170,45 @@ def _unmatched_message(
 
 
 def _no_images_message(
-    root: Path, masks: dict[tuple[Path, str], list[Path]], mask_filter: str
+    root: Path,
+    masks: dict[tuple[Path, str], list[Path]],
+    skipped: dict[str, list[Path]],
+    img_filter: str,
+    mask_filter: str,
+    require_masks: bool,
 ) -> str:
-    if masks:
-        found = listing(rel(root, fs[0]) for fs in masks.values())
+    """Why an Omnipose folder yields no image: for training, the pairs it needs; for
+    prediction (``require_masks=False``), the image files it looks for. Both name the files
+    that were left out, and why."""
+    mask_files = [fs[0] for fs in masks.values()]
+    if require_masks and mask_files:
         return (
-            f"found masks ({found}) but no images in {root}; each <base>{mask_filter}.tif "
-            "needs its image <base>.tif beside it"
+            f"found masks ({listing(rel(root, f) for f in mask_files)}) but no images in "
+            f"{root}; each <base>{mask_filter}.tif needs its image <base>.tif beside it"
         )
-    message = f"no images found in {root}; {EXPECTED_LAYOUTS}"
-    subfolders = list_subfolders(root)
-    if subfolders:
-        names = listing(f.name for f in subfolders)
-        message += (
-            f". It has subfolders ({names}): point to one of them, or use "
-            "--look_one_level_down for Omnipose pairs one level down"
-        )
+    if require_masks:
+        message = f"no images found in {root}; {EXPECTED_LAYOUTS}"
+    else:
+        ending = f" with names ending in {img_filter!r} (--img_filter)" if img_filter else ""
+        message = f"no images found in {root}: {looked_for(IMAGE_EXTENSIONS)}{ending}"
+    left_out = [
+        (skipped["filter"], f"not ending in {img_filter!r}"),
+        (mask_files + skipped["jpeg"], f"named like masks (*{mask_filter})"),
+        (skipped["output"], "named like model outputs (*_flows, *_cp_masks, ...)"),
+    ]
+    for files, why in left_out:
+        if files:
+            message += f"; {len(files)} file{'s' * (len(files) != 1)} {why} left out: "
+            message += listing(rel(root, f) for f in files)
     return message
+
+
+def _subfolder_hint(root: Path, look_one_level_down: bool) -> str:
+    """Point to the subfolders of a folder without images (unless they were searched)."""
+    subfolders = list_subfolders(root)
+    if not subfolders or look_one_level_down:
+        return ""
+    return (
+        f". It has subfolders ({listing(f.name for f in subfolders)}): point to one of them, "
+        "or use --look_one_level_down to read them too"
+    )
