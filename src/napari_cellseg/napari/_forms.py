@@ -22,7 +22,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
 
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.options import choices_of, default_of
@@ -146,6 +154,16 @@ class AutoSpinBox(Container):
         self._auto.value = value is None
         if value is not None:
             self._number.value = value
+
+
+def with_button(widget: Any, text: str, tooltip: str, clicked: Callable[[], Any]) -> Container:
+    """``widget`` with a push button beside it: one row of a form, labelled like ``widget``."""
+    button = PushButton(text=text, tooltip=tooltip)
+    button.clicked.connect(lambda: clicked())
+    row = Container(widgets=[widget, button], layout="horizontal", labels=False)
+    row.margins = (0, 0, 0, 0)
+    row.label = widget.label
+    return row
 
 
 def _label(name: str) -> str:

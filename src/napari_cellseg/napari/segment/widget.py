@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
+from magicgui.widgets import CheckBox, ComboBox
 from napari.layers import Image
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QGroupBox, QVBoxLayout
 
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.napari._dock import DockWidget, set_choices
+from napari_cellseg.napari._forms import with_button
 from napari_cellseg.napari._frames import preload_core
 from napari_cellseg.napari._session_models import session_models
 from napari_cellseg.napari.segment import results, worker
@@ -62,16 +63,12 @@ class SegmentWidget(DockWidget):
             name="model", tooltip="Built-in models, models trained in this session, files"
         )
         self._model_combo.changed.connect(self._on_model_changed)
-        browse = PushButton(
-            text="File…",
-            tooltip="Add a model file (.pt) written by `cellseg train` or the Train widget",
+        model_row = with_button(
+            self._model_combo,
+            "File…",
+            "Add a model file (.pt) written by `cellseg train` or the Train widget",
+            self._browse,
         )
-        browse.clicked.connect(self._browse)
-        model_row = Container(
-            widgets=[self._model_combo, browse], layout="horizontal", labels=False
-        )
-        model_row.margins = (0, 0, 0, 0)
-        model_row.label = "model"
         self._image_combo = ComboBox(
             name="image", tooltip="Image layer to segment (2D, RGB or a stack)"
         )

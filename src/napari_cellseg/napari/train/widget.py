@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton, RadioButtons
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, RadioButtons
 from napari.layers import Image, Labels
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -35,7 +35,7 @@ from qtpy.QtWidgets import (
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.napari._dock import DockWidget, set_choices
-from napari_cellseg.napari._forms import Form
+from napari_cellseg.napari._forms import Form, with_button
 from napari_cellseg.napari._frames import Frame, layer_frames, placement, preload_core
 from napari_cellseg.napari._session_models import SessionModel, session_models
 from napari_cellseg.napari.train.data import TrainData, check_pairs, copy_pairs
@@ -101,13 +101,9 @@ class TrainWidget(DockWidget):
         self._start_combo = ComboBox(
             name="start_from", label="start from", tooltip=helps["pretrained_model"]
         )
-        start_file = PushButton(text="File…", tooltip="Fine-tune a model file")
-        start_file.clicked.connect(self._browse_start_model)
-        start_row = Container(
-            widgets=[self._start_combo, start_file], layout="horizontal", labels=False
+        start_row = with_button(
+            self._start_combo, "File…", "Fine-tune a model file", self._browse_start_model
         )
-        start_row.margins = (0, 0, 0, 0)
-        start_row.label = "start from"
         self._output = FileEdit(
             mode="w", filter="*.pt", nullable=True, label="save to", tooltip=helps["model"]
         )
