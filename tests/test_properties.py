@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import ndimage as ndi
@@ -266,7 +266,7 @@ def test_matching_ap_and_pq_agree_with_a_brute_force_reference(gt, seed, offset)
 # ------------------------------------------------------------ blockwise reconstruction
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**16), block=st.integers(17, 48))
 def test_blockwise_reconstruction_gives_the_whole_image_partition(seed, block):
     from napari_cellseg import synth
@@ -277,8 +277,10 @@ def test_blockwise_reconstruction_gives_the_whole_image_partition(seed, block):
     rng = np.random.default_rng(seed)
     flow = t[:2] + rng.normal(0, 0.05, t[:2].shape).astype(np.float32)
     dist = t[2]
-    whole = omni_masks(flow, dist, block=4096)
-    blocks = omni_masks(flow, dist, block=block)
+    assume(labels.max() > 0)
+    # min_size 0: a synthetic image may hold only a nucleus smaller than the default 15 px
+    whole = omni_masks(flow, dist, block=4096, min_size=0)
+    blocks = omni_masks(flow, dist, block=block, min_size=0)
     assert whole.max() > 0
     # the same partition (ids may be numbered in another order): a one-to-one pairing
     pairs = set(zip(whole.ravel().tolist(), blocks.ravel().tolist()))

@@ -12,6 +12,7 @@ import torch
 from napari.layers import Labels
 from test_segment_widget import discs
 
+from napari_cellseg.errors import CellsegError
 from napari_cellseg.napari._session_models import session_models
 from napari_cellseg.napari.segment import RESULT_KEY, SegmentWidget
 from napari_cellseg.napari.train import PREVIEW_KEY, Pair, TrainWidget, pair_image
@@ -212,3 +213,11 @@ def test_an_existing_model_file_is_not_replaced_by_a_new_run(viewer, train, note
     assert not train.busy
     assert any("model.pt already exists and would be replaced" in m for m in notes.errors())
     assert (tmp_path / "model.pt").read_bytes() == b"a model trained yesterday"
+
+
+def test_a_save_to_name_without_suffix_becomes_a_pt_file(viewer, train, tmp_path):
+    train.set_output(tmp_path / "mine")
+    assert train.config().model == str(tmp_path / "mine.pt")
+    (tmp_path / "mine.pt").write_bytes(b"a model trained yesterday")
+    with pytest.raises(CellsegError, match="mine.pt already exists"):
+        train.config()

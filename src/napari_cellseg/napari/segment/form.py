@@ -42,13 +42,14 @@ class ParameterForm(Container):
         self._form: Form | None = None
         self._values: dict[str, dict[str, Any]] = {}  # per family, kept across model changes
         self.arch: str | None = None
+        self._family: Any = None
         self.append(Label(value="The parameters appear once a model is loaded."))
 
     def set_arch(self, arch: str) -> None:
         """Show the parameters of a model family (keeping values chosen earlier for it)."""
-        if arch == self.arch:
-            return
         family = get_family(arch)
+        if family is self._family:  # already shown
+            return
         if self.arch is not None:
             self._values[self.arch] = self.values()
         self.clear()
@@ -57,6 +58,7 @@ class ParameterForm(Container):
             form.set_value(name, value)
         form.changed.connect(lambda *_: self._on_change())
         self._form = form
+        self._family = family
         self.arch = arch
         if not form.names:
             self.append(Label(value=f"{arch} models have no reconstruction parameters."))

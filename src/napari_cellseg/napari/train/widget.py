@@ -238,6 +238,8 @@ class TrainWidget(DockWidget):
         values = {**self._options.values(), **self._advanced.values()}
         folder = self._folder.value if self._source.value == FOLDER else None
         output = self._output.value
+        if output is not None and Path(output).suffix != ".pt":
+            output = Path(output).with_name(Path(output).name + ".pt")  # a model file is .pt
         config = TrainConfig(
             **values,
             dir=None if folder is None else str(folder),
