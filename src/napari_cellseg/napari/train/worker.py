@@ -119,17 +119,11 @@ def check_folder(config: TrainConfig) -> None:
     """QC a training folder; blocking problems raise, warnings are issued as warnings."""
     import warnings
 
-    from napari_cellseg.io.datasets import discover
     from napari_cellseg.qc import qc_dataset
+    from napari_cellseg.train.samples import discover_folders
 
-    for part in str(config.dir).split("+"):
-        dataset = discover(
-            part,
-            config.convention,
-            img_filter=config.img_filter,
-            mask_filter=config.mask_filter,
-            look_one_level_down=config.look_one_level_down,
-        )
+    for dataset in discover_folders(config.dir, config):
+        part = dataset.root
         results = qc_dataset(
             dataset,
             links=config.links,
