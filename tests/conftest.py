@@ -26,7 +26,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
-    """Tiny test networks run fastest on one thread (and do not fight over the 2 CI cores)."""
+    """Every test runs torch on one thread: tiny networks and tensors gain nothing from more,
+    and on a shared CPU intra-op threads only wait on each other (the 2 CI cores)."""
     import torch
 
     threads = torch.get_num_threads()

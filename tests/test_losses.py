@@ -17,15 +17,6 @@ from napari_cellseg.targets import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention (tens of ms per op on busy CPUs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def labels_batch() -> np.ndarray:
     lab = np.zeros((2, 24, 32), dtype=np.int32)
     yy, xx = np.indices(lab.shape[1:])
