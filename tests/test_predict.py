@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import tiny_config
 from napari_cellseg import synth
-from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.metrics import average_precision, match
 from napari_cellseg.predict.segmenter import Segmenter, _compact_dtype
@@ -22,19 +22,7 @@ def dcan_model(tmp_path_factory):
     inference can match untiled inference.
     """
     path = tmp_path_factory.mktemp("model") / "nuclei_dcan.pt"
-    config = TrainConfig(
-        architecture="dcan",
-        tyx=(64, 64),
-        batch_size=4,
-        n_epochs=20,
-        nimg_per_epoch=8,
-        nbase=(8, 16, 32),
-        amp="off",
-        learning_rate=1e-2,
-        warmup_epochs=1,
-        model=str(path),
-        seed=3,
-    )
+    config = tiny_config(path, architecture="dcan", n_epochs=20, learning_rate=1e-2)
     pairs = [synth.nuclei((96, 96), seed=i) for i in range(2)]
     items = make_items([p[0] for p in pairs], [p[1] for p in pairs], config, names=["a", "b"])
     for _ in train(config, items):

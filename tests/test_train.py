@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import nuclei_folders, tiny_config, tiny_train_argv
 from napari_cellseg import synth
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
@@ -28,21 +29,8 @@ def _items(config: TrainConfig, n: int = 3, seed: int = 0, shape=(96, 96)):
 
 
 def _config(tmp_path, **kw) -> TrainConfig:
-    base = dict(
-        tyx=(64, 64),
-        batch_size=4,
-        n_epochs=3,
-        nbase=(8, 16, 32),
-        amp="off",
-        learning_rate=5e-3,
-        warmup_epochs=1,
-        model=str(tmp_path / "m.pt"),
-        save_every=1,
-        nimg_per_epoch=8,
-        seed=3,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+    kw = {"n_epochs": 3, "learning_rate": 5e-3, "save_every": 1, **kw}
+    return tiny_config(kw.pop("model", tmp_path / "m.pt"), **kw)
 
 
 def _run(gen):
@@ -179,30 +167,9 @@ def test_images_without_cells_do_not_crash_training(tmp_path):
 def test_training_from_a_folder_with_the_cli(tmp_path):
     from napari_cellseg.cli import main
 
-    synth.make_dataset(tmp_path / "train", kind="nuclei", n=2, shape=(64, 64), seed=0)
-    synth.make_dataset(tmp_path / "val", kind="nuclei", n=1, shape=(64, 64), seed=9)
-    code = main(
-        [
-            "train",
-            "--dir",
-            str(tmp_path / "train"),
-            "--test_dir",
-            str(tmp_path / "val"),
-            "--n_epochs",
-            "1",
-            "--tyx",
-            "64,64",
-            "--batch_size",
-            "2",
-            "--nbase",
-            "8,16,32",
-            "--model",
-            str(tmp_path / "cli.pt"),
-            "--RAdam",
-            "--learning_rate",
-            "0.001",
-        ]
-    )
+    train_dir, val_dir = nuclei_folders(tmp_path, val_seed=9)
+    options = ["--test_dir", str(val_dir), "--n_epochs", "1", "--RAdam", "--learning_rate", "0.001"]
+    code = main(tiny_train_argv(train_dir, tmp_path / "cli.pt", *options))
     assert code == 0
     ckpt = load_checkpoint(tmp_path / "cli.pt")
     assert ckpt.meta["training"]["optimizer"] == "radam"

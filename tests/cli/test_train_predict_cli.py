@@ -22,6 +22,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 
+from helpers import nuclei_folders, tiny_train_argv
 from napari_cellseg import synth
 from napari_cellseg.cli import main
 
@@ -30,36 +31,12 @@ from napari_cellseg.cli import main
 def trained(tmp_path_factory) -> Path:
     """A tiny omni model trained for 2 epochs by ``cellseg train``, with its logs beside it."""
     root = tmp_path_factory.mktemp("trained")
-    synth.make_dataset(root / "train", kind="nuclei", n=2, shape=(64, 64), seed=0)
-    synth.make_dataset(root / "val", kind="nuclei", n=1, shape=(64, 64), seed=3)
+    train_dir, val_dir = nuclei_folders(root, val_seed=3)
+    options = ["--n_epochs", "2", "--tb_dir", str(root / "tb"), "--csv_log", str(root / "log.csv")]
+    options += ["--seed", "1", "--test_dir", str(val_dir), "--evaluate"]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(
-            [
-                "train",
-                "--dir",
-                str(root / "train"),
-                "--n_epochs",
-                "2",
-                "--tyx",
-                "64,64",
-                "--batch_size",
-                "2",
-                "--nbase",
-                "8,16,32",
-                "--model",
-                str(root / "models" / "tiny.pt"),
-                "--tb_dir",
-                str(root / "tb"),
-                "--csv_log",
-                str(root / "log.csv"),
-                "--seed",
-                "1",
-                "--test_dir",
-                str(root / "val"),
-                "--evaluate",
-            ]
-        )
+        code = main(tiny_train_argv(train_dir, root / "models" / "tiny.pt", *options))
     assert code == 0
     (root / "stdout.txt").write_text(out.getvalue())
     return root

@@ -10,6 +10,7 @@ import pytest
 import tifffile
 from PIL import Image
 
+from helpers import save
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.io.datasets import (
     Sample,
@@ -36,15 +37,6 @@ def labels(n: int = 3, shape: tuple[int, int] = SHAPE) -> np.ndarray:
     for k in range(1, n + 1):
         out[k - 1, : 2 * k] = k
     return out
-
-
-def save(path: Path, array: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".png":
-        Image.fromarray(array).save(path)
-    else:
-        tifffile.imwrite(path, array, photometric="minisblack")
-    return path
 
 
 def names(dataset) -> list[str]:

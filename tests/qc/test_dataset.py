@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image
 
+from helpers import save
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.io.datasets import discover
 from napari_cellseg.io.images import read_mask
@@ -33,15 +33,6 @@ def split(shape: tuple[int, int] = SHAPE) -> np.ndarray:
     out = cells(shape)
     out[14:20, 8:14] = 2
     return out
-
-
-def save(path: Path, array: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".png":
-        Image.fromarray(array).save(path)
-    else:
-        tifffile.imwrite(path, array, photometric="minisblack")
-    return path
 
 
 def image(shape: tuple[int, ...] = SHAPE) -> np.ndarray:
