@@ -16,7 +16,6 @@ from napari_cellseg.qc.checks.analysis import (
     DEFAULT_MIN_SIZE,
     Analysis,
     as_integer,
-    float_is_whole,
     integer_labels,
 )
 
@@ -85,12 +84,13 @@ def fix(
     if check == "float_mask":
         if arr.dtype.kind != "f":
             return arr.copy()
-        if not float_is_whole(arr):
+        whole = as_integer(arr)
+        if whole is None:
             raise ValueError(
                 "float labels with fractional, negative or non-finite values cannot be cast; "
                 "threshold and label them first"
             )
-        return as_integer(arr)
+        return whole
     if arr.dtype.kind == "f":
         raise ValueError("the labels are floating point: fix 'float_mask' first")
     arr = integer_labels(arr)

@@ -219,8 +219,11 @@ def float_is_whole(arr: np.ndarray) -> bool:
     return bool(np.isfinite(arr).all() and (arr >= 0).all() and (arr == np.round(arr)).all())
 
 
-def as_integer(arr: np.ndarray) -> np.ndarray:
-    """Cast whole-number float labels to the smallest unsigned integer type that holds them."""
+def as_integer(arr: np.ndarray) -> np.ndarray | None:
+    """Cast float labels to the smallest unsigned integer type that holds them, or return None
+    when they are not all finite, non-negative whole numbers (:func:`float_is_whole`)."""
+    if not float_is_whole(arr):
+        return None
     high = int(arr.max()) if arr.size else 0
     return arr.astype(np.promote_types(np.uint16, np.min_scalar_type(high)))
 

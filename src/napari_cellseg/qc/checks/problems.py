@@ -12,7 +12,6 @@ from napari_cellseg.qc.checks.analysis import (
     DEFAULT_MIN_SIZE,
     Analysis,
     as_integer,
-    float_is_whole,
     integer_labels,
 )
 from napari_cellseg.qc.report import SEVERITY, Problem, QCReport
@@ -78,12 +77,12 @@ def run_qc(
         raise ValueError(f"labels must be a 2D (Y, X) array, got shape {arr.shape}")
     problems: list[Problem] = []
     if arr.dtype.kind == "f":
-        whole = float_is_whole(arr)
-        problems.append(_float_problem(arr, whole))
-        if not whole:
+        whole = as_integer(arr)
+        problems.append(_float_problem(arr, whole is not None))
+        if whole is None:
             problems += shape_problems(arr.shape, image_shape)
             return QCReport(problems, arr.shape, 0, source)
-        arr = as_integer(arr)
+        arr = whole
     arr = integer_labels(arr)
     problems += shape_problems(arr.shape, image_shape)
     if max_label is None and arr.dtype.itemsize <= 2:
