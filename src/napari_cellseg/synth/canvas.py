@@ -37,6 +37,25 @@ class SmoothField:
         return ndi.map_coordinates(self.coarse, coords, order=1)
 
 
+def window(
+    shape: tuple[int, int], cx: float, cy: float, reach: float
+) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray] | None:
+    """Where an object centred at ``(cx, cy)`` may draw: the image's pixels within ``reach``
+    (one to two pixels more on the far sides), and their offsets from the centre.
+
+    Returns ``(box, yy, xx)``: ``box`` the ``(rows, columns)`` slices, ``yy`` a float32 column
+    and ``xx`` a float32 row of offsets (they broadcast to the box); None when the box lies
+    outside the image.
+    """
+    y0, y1 = max(int(cy - reach), 0), min(int(cy + reach) + 2, shape[0])
+    x0, x1 = max(int(cx - reach), 0), min(int(cx + reach) + 2, shape[1])
+    if y0 >= y1 or x0 >= x1:
+        return None
+    yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
+    xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
+    return (slice(y0, y1), slice(x0, x1)), yy, xx
+
+
 def illumination(shape: tuple[int, int], rng: np.random.Generator, amplitude: float) -> np.ndarray:
     """Vignetting-like smooth gain field: 1 at a random centre, falling off by ``amplitude``."""
     cy, cx = rng.uniform(-0.25, 1.25, 2) * shape

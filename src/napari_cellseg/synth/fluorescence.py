@@ -14,6 +14,7 @@ from napari_cellseg.synth.canvas import (
     illumination,
     unit,
     white,
+    window,
 )
 
 
@@ -148,27 +149,24 @@ def _rasterize_nuclei(
     for k, (cx, cy, a, b, angle, bright, is_mitotic) in enumerate(blobs):
         harmonics = rng.normal(0, 0.08 if is_mitotic else 0.03, 4)
         phases = rng.uniform(0, 2 * np.pi, 4)
-        ext = a * (1 + np.abs(harmonics).sum()) + 2
-        y0, y1 = max(int(cy - ext), 0), min(int(cy + ext) + 2, shape[0])
-        x0, x1 = max(int(cx - ext), 0), min(int(cx + ext) + 2, shape[1])
-        if y0 >= y1 or x0 >= x1:
+        drawn = window(shape, cx, cy, a * (1 + np.abs(harmonics).sum()) + 2)
+        if drawn is None:
             continue
-        yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
-        xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
+        box, yy, xx = drawn
         t = np.arctan2(yy, xx) - angle
         r = a * b / np.hypot(b * np.cos(t), a * np.sin(t))
         r = r * (
             1 + sum(h * np.cos((j + 2) * t + p) for j, (h, p) in enumerate(zip(harmonics, phases)))
         )
         q = np.hypot(xx, yy) / r
-        win = q < score[y0:y1, x0:x1]
+        win = q < score[box]
         # Flat-topped profile with a soft rim about 2 px wide, slightly domed.
         rim = np.clip((1.0 - q) * r / 2.0, 0.0, 1.0)
         profile = np.sqrt(rim) * (0.85 + 0.15 * np.sqrt(np.clip(1 - q * q, 0, 1)))
         spots = _nucleoli(xx, yy, a, b, rng) if not is_mitotic else 1.0
-        score[y0:y1, x0:x1][win] = q[win]
-        labels[y0:y1, x0:x1][win] = k + 1
-        level[y0:y1, x0:x1][win] = (bright * profile * spots)[win]
+        score[box][win] = q[win]
+        labels[box][win] = k + 1
+        level[box][win] = (bright * profile * spots)[win]
     return labels, level
 
 

@@ -14,6 +14,7 @@ from napari_cellseg.synth.canvas import (
     clean_labels,
     illumination,
     white,
+    window,
 )
 
 
@@ -286,23 +287,20 @@ def _rasterize_rods(
     second = np.full(shape, -seam, dtype=np.float32)  # depth in the next deepest
     radius = np.ones(shape, dtype=np.float32)
     for k, (cx, cy, ang, half, rad, bend) in enumerate(cells):
-        ext = half + rad + abs(bend) * half**2 + seam + 1.0
-        y0, y1 = max(int(cy - ext), 0), min(int(cy + ext) + 2, shape[0])
-        x0, x1 = max(int(cx - ext), 0), min(int(cx + ext) + 2, shape[1])
-        if y0 >= y1 or x0 >= x1:
+        drawn = window(shape, cx, cy, half + rad + abs(bend) * half**2 + seam + 1.0)
+        if drawn is None:
             continue
-        yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
-        xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
+        box, yy, xx = drawn
         c, s = np.cos(ang), np.sin(ang)
         along = xx * c + yy * s
         across = yy * c - xx * s - bend * along**2
         inner = rad - np.hypot(np.maximum(np.abs(along) - half, 0), across)
-        old = best[y0:y1, x0:x1]
+        old = best[box]
         win = inner > old
-        second[y0:y1, x0:x1] = np.where(win, old, np.maximum(second[y0:y1, x0:x1], inner))
+        second[box] = np.where(win, old, np.maximum(second[box], inner))
         old[win] = inner[win]
-        labels[y0:y1, x0:x1][win] = k + 1
-        radius[y0:y1, x0:x1][win] = rad
+        labels[box][win] = k + 1
+        radius[box][win] = rad
     inside = best > 0
     gap = -(best + second)  # outline-to-outline width of the gap through a background pixel
     labels[~inside & (gap >= seam)] = 0
