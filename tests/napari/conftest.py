@@ -20,6 +20,27 @@ class Notes(list):
         return [message for severity, message in self if severity == "warning"]
 
 
+@pytest.fixture(autouse=True)
+def _forget_session_models() -> Iterator[None]:
+    """Each test starts without the models trained, and the model chosen, in earlier ones."""
+    from napari_cellseg.napari._session_models import session_models
+
+    yield
+    session_models.clear()
+
+
+@pytest.fixture
+def own_viewer(mock_app_model) -> None:  # noqa: ANN001 - napari fixture
+    """For tests that make a viewer themselves (the demo's): napari's actions and plugins are
+    registered in a fresh test application, as ``make_napari_viewer`` does, not twice in the
+    real one."""
+    from napari._qt._qapp_model.qactions import init_qactions
+    from napari.plugins import _initialize_plugins
+
+    _initialize_plugins.cache_clear()
+    init_qactions.cache_clear()
+
+
 @pytest.fixture
 def notes() -> Iterator[Notes]:
     """Collect napari notifications (errors, warnings, infos) shown during the test."""

@@ -23,12 +23,6 @@ from napari_cellseg.predict.config import PredictConfig
 TIMEOUT_MS = 60_000
 
 
-@pytest.fixture(autouse=True)
-def _forget_session_models():
-    yield
-    session_models.clear()
-
-
 def test_every_train_option_is_in_the_train_form_with_its_default_and_help(viewer) -> None:
     widget = TrainWidget(viewer)
     shown = {**widget.options.values(), **widget.advanced.values()}
@@ -39,7 +33,7 @@ def test_every_train_option_is_in_the_train_form_with_its_default_and_help(viewe
             assert f.name not in shown
             continue
         editor = (widget.options if f.name in MAIN_OPTIONS else widget.advanced).editor(f.name)
-        assert shown[f.name] == default_of(f), f.name
+        assert shown[f.name] == default_of(f), f.name  # no layers: nothing to suggest from
         assert editor.tooltip == f.metadata["help"], f.name
         if choices_of(f):
             assert set(choices_of(f)) <= set(editor.choices), f.name
@@ -147,3 +141,34 @@ def test_the_loss_plot_labels_its_axes_and_draws_training_and_validation(qtbot) 
     assert plot.axes.get_xlim() == (0, 6)
     low, high = plot.axes.get_ylim()
     assert low < 0.5 and high > 1.0
+
+
+def _legend(plot: LossPlot) -> list[str]:
+    return [text.get_text() for text in plot.axes.get_legend().get_texts()]
+
+
+def test_the_validation_curve_and_its_legend_entry_appear_with_validation_data(qtbot) -> None:
+    from napari_cellseg.train import Progress
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.clear(total_steps=4)
+    training = ["training (per step)", "training (epoch mean)"]
+    assert _legend(plot) == training
+    assert plot.axes.get_ylim() == (0, 1)  # nothing yet: a plain range
+
+    plot.add(Progress("step", 1, 2, 1, 4, 1.0))
+    plot.add(Progress("epoch", 1, 2, 2, 4, 0.9))  # no validation pairs
+    plot.redraw()
+    lines = {line.get_label(): line for line in plot.axes.get_lines()}
+    assert _legend(plot) == training
+    assert not lines["validation"].get_visible()
+
+    plot.add(Progress("epoch", 2, 2, 4, 4, 0.7, val_loss=0.8))
+    plot.redraw()
+    assert _legend(plot) == [*training, "validation"]
+    assert lines["validation"].get_visible()
+    np.testing.assert_array_equal(lines["validation"].get_ydata(), [0.8])
+
+    plot.clear(total_steps=4)  # a new run without validation
+    assert _legend(plot) == training

@@ -8,7 +8,8 @@ Drawing is kept cheap for the viewer's main thread, which also runs napari while
 adding an event only appends to lists; :meth:`LossPlot.redraw` draws the three lines over a
 saved picture of the axes, ticks and legend (blitting, a few milliseconds) and draws the whole
 figure (``draw_idle``, tens of milliseconds) only when the axes' ranges must change, which the
-generous y range makes rare.
+generous y range makes rare. The validation curve and its legend entry appear only once there
+is a validation loss (a run without validation pairs shows none).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ LABELS = {
 LOG_SPAN = 20.0
 #: Room around the axes for the tick labels and the axis labels (pixels: left, bottom, right,
 #: top); fixed margins cost nothing per draw, unlike a layout engine.
-MARGINS = (52, 38, 10, 8)
+MARGINS = (52, 44, 10, 8)
 #: Most per-step points drawn (longer runs are thinned evenly).
 MAX_STEP_POINTS = 2000
 X_LABEL, Y_LABEL = "optimiser step", "loss"
@@ -75,12 +76,28 @@ class LossPlot(QWidget):
             )[0]
             for name, text in LABELS.items()
         }
-        legend = self.axes.legend(loc="upper right", fontsize=8, frameon=False)
-        for text in legend.get_texts():
-            text.set_color(FOREGROUND)
+        self._legend: tuple[str, ...] = ()
         self._background: Any = None
         self._limits: Limits | None = None
         self.clear()
+
+    def _shown(self) -> tuple[str, ...]:
+        """The curves drawn and listed in the legend: validation only once it has points."""
+        return tuple(name for name in LABELS if name != "validation" or self.curves[name])
+
+    def _update_legend(self, shown: tuple[str, ...]) -> None:
+        for name, line in self._lines.items():
+            line.set_visible(name in shown)
+        legend = self.axes.legend(
+            [self._lines[name] for name in shown],
+            [LABELS[name] for name in shown],
+            loc="upper right",
+            fontsize=8,
+            frameon=False,
+        )
+        for text in legend.get_texts():
+            text.set_color(FOREGROUND)
+        self._legend = shown
 
     def clear(self, total_steps: int = 1) -> None:
         """Forget the curves; the x axis will go to ``total_steps``."""
@@ -112,13 +129,17 @@ class LossPlot(QWidget):
             self._lines[name].set_data([s for s, _ in points], [v for _, v in points])
             values += [v for _, v in points]
         limits = _limits(values, self._limits)
+        shown = self._shown()
         if (
             self._background is None
             or limits != self._limits
+            or shown != self._legend
             or self.axes.get_xlim() != (0, self.total_steps)
         ):
             self._limits = limits
             self._apply(limits)
+            if shown != self._legend:
+                self._update_legend(shown)
             self.canvas.draw_idle()
             return
         self.canvas.restore_region(self._background)
@@ -129,7 +150,8 @@ class LossPlot(QWidget):
         """Set the axes' ranges (and the y scale; log ticks are labelled as plain numbers:
         matplotlib's default mathtext labels stall the first draw for tens of milliseconds)."""
         self.axes.set_xlim(0, self.total_steps)
-        if limits is None:
+        if limits is None:  # nothing drawn yet: a plain 0-1 range
+            self.axes.set_ylim(0, 1)
             return
         log, low, high = limits
         if (self.axes.get_yscale() == "log") != log:
