@@ -128,6 +128,26 @@ def test_bad_labels_or_none_give_a_message_naming_the_layer_not_a_traceback(view
     (message,) = notes.errors()
     assert "'bad'" in message and ">= 0" in message
     assert widget.rows == []
+    # a notification shows one line; the status line holds all of it, wrapped
+    assert widget._status.text() == widget._status.toolTip() == message.split(": ", 1)[1]
+    assert widget._status.wordWrap()
+
+
+def test_cells_touching_the_border_are_listed_only_when_asked(viewer) -> None:
+    labels = _problem_labels()
+    labels[0:10, 100:110] = 7  # on the top edge
+    viewer.add_labels(labels, name="cells_masks")
+    widget = _docked(viewer)
+
+    assert widget.border is False  # run_qc's default
+    widget.run()
+    assert "border" not in {row.problem.check for row in widget.rows}
+
+    widget.border = True
+    widget.run()
+    border = [row.problem for row in widget.rows if row.problem.check == "border"]
+    assert [problem.labels for problem in border] == [(7,)]
+    assert border[0].severity == "info"
 
 
 def test_links_to_labels_a_fix_removed_are_dropped_and_come_back_with_undo_and_on_save(

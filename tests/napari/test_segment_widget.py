@@ -12,6 +12,7 @@ from napari_cellseg.errors import CellsegError
 from napari_cellseg.napari._frames import layer_frames
 from napari_cellseg.napari._session_models import SessionModel, session_models
 from napari_cellseg.napari.segment import RESULT_KEY, SegmentWidget
+from napari_cellseg.napari.segment.results import CONTOUR
 
 TIMEOUT_MS = 60_000
 
@@ -101,6 +102,7 @@ def test_a_2d_image_gives_a_labels_layer_of_its_shape(qtbot, viewer, segment, ca
     (result,) = _results(viewer)
     assert result.data.shape == (80, 80)
     assert np.issubdtype(result.data.dtype, np.integer)
+    assert result.contour == CONTOUR  # outlines: the image and any ground truth show through
     assert calls["network_steps"] == 1
     assert segment.parameters.arch == "omni"
 
@@ -259,3 +261,58 @@ def test_stop_ends_the_run_at_the_next_tile_batch_and_adds_nothing(
     assert len(viewer.layers) == n_layers
     assert calls["network_steps"] < 5, calls  # of 20 frames
     assert "Stopped" in segment._status.text()
+
+
+def synth_nuclei() -> np.ndarray:
+    from napari_cellseg import synth
+
+    return synth.nuclei((128, 128), seed=0)[0]
+
+
+def _add_synthetic(viewer, kind: str, seed: int = 0) -> str:  # noqa: ANN001 - napari viewer
+    from napari_cellseg import synth
+
+    viewer.add_image(getattr(synth, kind)((128, 128), seed=seed)[0], name=f"{kind} {seed}")
+    return f"{kind} {seed}"
+
+
+def test_the_model_offered_first_suits_the_image_and_shows_its_parameters(viewer) -> None:
+    import dataclasses
+
+    from napari_cellseg.families import get_family
+
+    phase = _add_synthetic(viewer, "bacteria")
+    widget = SegmentWidget(viewer)
+
+    assert widget.model == "bacteria_phase"  # phase contrast: not the nuclei model
+    omni = [f.name for f in dataclasses.fields(get_family("omni").Params)]
+    assert widget.parameters.arch == "omni" and widget.parameters.names == omni  # not loaded
+    nuclei = _add_synthetic(viewer, "nuclei")
+    widget.set_image(nuclei)
+    assert widget.model == "nuclei"
+    widget.set_image(phase)
+    assert widget.model == "bacteria_phase"
+
+
+def test_the_model_chosen_last_in_the_session_is_offered_first(viewer) -> None:
+    _add_synthetic(viewer, "bacteria")
+    first = SegmentWidget(viewer)
+    first.set_model("nuclei")  # the user knows better
+    first.set_image(_add_synthetic(viewer, "bacteria", seed=1))
+    assert first.model == "nuclei"
+
+    assert SegmentWidget(viewer).model == "nuclei"
+    first.set_model("bacteria_phase")
+    viewer.add_image(synth_nuclei(), name="nuclei")  # a fluorescence image, selected
+    assert SegmentWidget(viewer).model == "bacteria_phase"
+
+
+def test_a_model_file_shows_its_family_from_the_yaml_beside_it(viewer, tmp_path) -> None:
+    from napari_cellseg.napari.segment.widget import described_arch
+
+    unet = untrained_model(tmp_path / "u.pt", arch="unet")
+    assert described_arch(str(unet)) == "unet"
+    assert described_arch("nuclei") == described_arch("bacteria_phase") == "omni"
+    unet.with_suffix(".yaml").unlink()
+    assert described_arch(str(unet)) is None  # known once loaded
+    assert described_arch(str(tmp_path / "missing.pt")) is None

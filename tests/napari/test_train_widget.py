@@ -12,11 +12,20 @@ import torch
 from napari.layers import Labels
 from test_segment_widget import discs
 
+from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.napari._session_models import session_models
 from napari_cellseg.napari.segment import RESULT_KEY, SegmentWidget
 from napari_cellseg.napari.train import PREVIEW_KEY, Pair, TrainWidget, pair_image
 from napari_cellseg.napari.train.data import copy_pairs
+from napari_cellseg.napari.train.defaults import (
+    CPU_BUDGET_S,
+    CPU_S_PER_MEGAPIXEL,
+    DEFAULT_EPOCHS,
+    MIN_EPOCHS,
+    suggested_crop,
+)
+from napari_cellseg.napari.train.widget import DEFAULT_MODEL_DIR, PREVIEW_CONTOUR
 
 TIMEOUT_MS = 90_000
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "ui_latency.py"
@@ -27,12 +36,6 @@ def _stall_meter():  # noqa: ANN202 - class from the benchmark script
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.StallMeter
-
-
-@pytest.fixture(autouse=True)
-def _forget_session_models():
-    yield
-    session_models.clear()
 
 
 @pytest.fixture
@@ -96,6 +99,7 @@ def test_training_saves_a_model_that_the_segment_widget_lists_and_uses(
     assert math.isfinite(stall_ms) and 0 < stall_ms < 1500
     previews = [layer for layer in viewer.layers if PREVIEW_KEY in layer.metadata]
     assert len(previews) == 1 and previews[0].data.shape == (64, 64)
+    assert previews[0].contour == PREVIEW_CONTOUR  # outlines: the ground truth shows through
     assert str(Path(result.model_path).resolve()) in segment.models
 
     segment.set_image("cells")
@@ -191,7 +195,7 @@ def test_stacks_train_frame_by_frame(qtbot, viewer, tmp_path) -> None:
     assert all(np.array_equal(a, b) for a, (_, b) in zip(data.labels, pairs))
 
 
-def test_the_demo_viewer_docks_the_three_widgets_on_the_sample_data() -> None:
+def test_the_demo_viewer_docks_the_three_widgets_on_the_sample_data(own_viewer) -> None:
     from napari_cellseg.napari.demo import WIDGETS, make_demo_viewer
 
     viewer, docks = make_demo_viewer("nuclei", show=False)
@@ -221,3 +225,117 @@ def test_a_save_to_name_without_suffix_becomes_a_pt_file(viewer, train, tmp_path
     (tmp_path / "mine.pt").write_bytes(b"a model trained yesterday")
     with pytest.raises(CellsegError, match="mine.pt already exists"):
         train.config()
+
+
+def test_the_preview_says_when_it_finds_no_cells_yet(qtbot, viewer, train) -> None:
+    assert train.start()
+    qtbot.waitUntil(lambda: not train.busy, timeout=TIMEOUT_MS)
+    (preview,) = [layer for layer in viewer.layers if PREVIEW_KEY in layer.metadata]
+
+    train._show_preview(np.zeros((64, 64), np.uint16), 3)
+    assert "preview: no cells yet at epoch 3" in train._status.text()
+    assert not preview.data.any()
+
+    two = np.zeros((64, 64), np.uint16)
+    two[2:6, 2:6], two[20:30, 20:30] = 1, 2
+    train._show_preview(two, 4)
+    assert "preview: 2 cells at epoch 4" in train._status.text()
+    np.testing.assert_array_equal(preview.data, two)
+
+
+def _synthetic(viewer, kind: str, name: str, shape=(128, 128), seed: int = 0) -> None:  # noqa: ANN001
+    from napari_cellseg import synth
+
+    image, labels = getattr(synth, kind)(shape, seed=seed)
+    viewer.add_image(image, name=name)
+    viewer.add_labels(labels, name=f"{name}_masks")
+
+
+def test_only_pairs_like_the_selected_one_are_ticked(viewer) -> None:
+    _synthetic(viewer, "bacteria", "colony")
+    _synthetic(viewer, "nuclei", "nuclei")
+    _synthetic(viewer, "bacteria", "colony2", seed=1)
+    _synthetic(viewer, "bacteria", "big colony", shape=(160, 128), seed=2)
+    viewer.layers.selection.active = viewer.layers["colony2_masks"]
+
+    widget = TrainWidget(viewer)
+
+    assert {pair.labels: pair.use for pair in widget.pairs()} == {
+        "colony_masks": True,  # phase contrast of the same size and type, like colony2
+        "nuclei_masks": False,  # fluorescence
+        "colony2_masks": True,
+        "big colony_masks": False,  # another frame size
+    }
+    _synthetic(viewer, "nuclei", "more nuclei", seed=3)  # like no ticked pair: not ticked
+    _synthetic(viewer, "bacteria", "colony3", seed=4)
+    ticked = {pair.labels for pair in widget.pairs() if pair.use}
+    assert ticked == {"colony_masks", "colony2_masks", "colony3_masks"}
+
+
+def test_the_first_selected_pair_decides_when_no_pair_is_ticked_yet(viewer) -> None:
+    _synthetic(viewer, "bacteria", "colony")
+    _synthetic(viewer, "nuclei", "nuclei")
+    viewer.layers.selection.active = viewer.layers["nuclei"]
+
+    widget = TrainWidget(viewer)
+
+    assert [pair.use for pair in widget.pairs()] == [False, True]
+
+
+def test_the_crop_is_the_largest_multiple_of_16_that_fits_up_to_224() -> None:
+    assert suggested_crop([(100, 150)]) == 96
+    assert suggested_crop([(500, 600), (230, 900)]) == 224
+    assert suggested_crop([(256, 256), (130, 300)]) == 128
+    assert suggested_crop([(10, 12)]) == 16  # smaller frames are padded
+
+
+def test_crop_and_epochs_are_suggested_from_the_frames_and_the_device(viewer) -> None:
+    stack = np.stack([discs(300, seed)[0] for seed in range(12)])
+    viewer.add_image(stack, name="movie")
+    viewer.add_labels(np.stack([discs(300, seed)[1] for seed in range(12)]), name="movie_masks")
+    widget = TrainWidget(viewer)
+    options = widget.options
+
+    options.set_value("device", "cpu")
+
+    # 12 frames: 12 crops of 224 x 224 per epoch, about 3 s each on a CPU
+    epoch_s = 12 * 224 * 224 / 1e6 * CPU_S_PER_MEGAPIXEL
+    assert options.values()["tyx"] == (224, 224)
+    assert options.values()["n_epochs"] == int(CPU_BUDGET_S // epoch_s) == 59
+    help_text = TrainConfig.__dataclass_fields__["n_epochs"].metadata["help"]
+    assert options.editor("n_epochs").tooltip.startswith(help_text)
+    assert "Suggested for a CPU: 59 epochs of 12 crops of 224 x 224" in (
+        options.editor("n_epochs").tooltip
+    )
+    assert "smallest training frame side (300 px)" in options.editor("tyx").tooltip
+
+    options.set_value("device", "cuda")  # a GPU: the default
+    assert options.values()["n_epochs"] == DEFAULT_EPOCHS
+    options.set_value("device", "cpu")
+    options.set_value("n_epochs", 7)  # the user's value stays
+    viewer.add_image(discs(100)[0], name="small")
+    viewer.add_labels(discs(100)[1], name="small_masks")
+    widget.set_pairs([*widget.pairs(), Pair("small_masks", "small", "train", True)])
+    assert options.values()["n_epochs"] == 7
+    assert options.values()["tyx"] == (96, 96)
+
+    options.set_value("n_epochs", 59)  # back to the last suggestion: it follows the data again
+    widget.set_pairs([Pair("small_masks", "small", "train", True)])
+    assert options.values()["n_epochs"] == DEFAULT_EPOCHS  # 8 crops of 96 x 96: capped
+    assert MIN_EPOCHS < 59 < DEFAULT_EPOCHS
+
+
+def test_the_model_file_is_shown_before_start_and_follows_the_family(viewer, tmp_path) -> None:
+    widget = TrainWidget(viewer)
+    shown = Path(widget._output.value)
+
+    assert shown.parent == DEFAULT_MODEL_DIR and shown.name.startswith("cellseg_omni_")
+    assert widget._output_note.value == str(DEFAULT_MODEL_DIR)
+    assert widget.config().model == str(shown)
+    widget.options.set_value("architecture", "unet")
+    assert Path(widget._output.value).name.startswith("cellseg_unet_")
+
+    widget.set_output(tmp_path / "mine.pt")  # the user's choice stays
+    widget.options.set_value("architecture", "omni")
+    assert widget._output.value == tmp_path / "mine.pt"
+    assert widget._output_note.value == str(tmp_path)

@@ -31,6 +31,7 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
+from qtpy.QtWidgets import QSizePolicy
 
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.options import choices_of, default_of
@@ -157,9 +158,12 @@ class AutoSpinBox(Container):
 
 
 def with_button(widget: Any, text: str, tooltip: str, clicked: Callable[[], Any]) -> Container:
-    """``widget`` with a push button beside it: one row of a form, labelled like ``widget``."""
+    """``widget`` with a push button beside it: one row of a form, labelled like ``widget``;
+    the widget takes the width the button does not need."""
     button = PushButton(text=text, tooltip=tooltip)
     button.clicked.connect(lambda: clicked())
+    policy = QSizePolicy.Policy
+    button.native.setSizePolicy(policy.Fixed, policy.Fixed)
     row = Container(widgets=[widget, button], layout="horizontal", labels=False)
     row.margins = (0, 0, 0, 0)
     row.label = widget.label

@@ -115,9 +115,14 @@ def placement(layer: Any, last: int | None = None) -> dict[str, Any]:
     return {"scale": layer.scale[first:spatial], "translate": layer.translate[first:spatial]}
 
 
+#: What the background import found: ``"accelerator"`` -> whether torch sees CUDA or MPS.
+FOUND: dict[str, bool] = {}
+
+
 @functools.cache
 def preload_core() -> threading.Thread:
-    """Import torch and the training/prediction modules once, in a background thread.
+    """Import torch and the training/prediction modules once, in a background thread, and
+    see whether torch has an accelerator (:func:`has_accelerator`).
 
     Called when a widget is created, so that the first run does not spend its first seconds
     importing (an import holds the interpreter lock for long stretches, which would stall the
@@ -134,6 +139,9 @@ def preload_core() -> threading.Thread:
             import napari_cellseg.predict.engine  # noqa: F401
             import napari_cellseg.predict.segmenter  # noqa: F401
             import napari_cellseg.train.loop  # noqa: F401
+            from napari_cellseg.runtime import pick_device
+
+            FOUND["accelerator"] = pick_device("auto").type != "cpu"
         except Exception:  # best effort: the worker imports again and reports any problem
             return
 
@@ -145,3 +153,16 @@ def preload_core() -> threading.Thread:
 def core_ready() -> None:
     """Wait until :func:`preload_core` has imported torch (call before importing it)."""
     preload_core().join()
+
+
+def has_accelerator(device: str) -> bool | None:
+    """Whether training on ``device`` (an option value: auto, cpu, cuda...) uses a GPU.
+
+    ``"auto"`` is known once :func:`preload_core` is done (None before, without waiting;
+    False when torch could not be imported); a named device is taken at its word.
+    """
+    if device != "auto":
+        return device != "cpu"
+    if "accelerator" in FOUND or not preload_core().is_alive():
+        return FOUND.get("accelerator", False)
+    return None

@@ -52,12 +52,16 @@ class ModelRegistry:
     ----------
     changed
         Emitted (without arguments) after a model was added or replaced.
+    chosen
+        The model (built-in name or file) last chosen in a Segment widget in this session,
+        offered first by the Segment widgets made later; None before any choice.
     """
 
     changed = Signal()
 
     def __init__(self) -> None:
         self._models: dict[Path, SessionModel] = {}
+        self.chosen: str | None = None
 
     def add(self, model: SessionModel) -> None:
         """Register a model (a model of the same file replaces the older entry)."""
@@ -84,8 +88,9 @@ class ModelRegistry:
         owner.destroyed.connect(lambda *_: self.changed.disconnect(slot))
 
     def clear(self) -> None:
-        """Forget every model (used by tests)."""
+        """Forget every model and the last choice (used by tests)."""
         self._models.clear()
+        self.chosen = None
         self.changed.emit()
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, SpinBox
 from napari.layers import Image, Labels
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
 
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.io.images import as_labels
-from napari_cellseg.napari._dock import DockWidget, set_choices
+from napari_cellseg.napari._dock import DockWidget, set_choices, show_text, wrapped_label
 from napari_cellseg.napari._edits import (
     LINKS_HISTORY,
     Frame,
@@ -52,9 +52,17 @@ SEVERITY_COLORS = {"blocking": "#ff3b30", "warning": "#ffcc00", "info": "#34c7ff
 OVERLAY_KEY = "cellseg_qc_overlay_for"
 #: run_qc keyword parameters shown as spin boxes (their defaults come from run_qc itself).
 PARAMETERS = {"min_size": "Min size (px)", "max_gap": "Max gap (px)"}
+#: Tooltip of the check box that adds run_qc's ``border`` check.
+BORDER_TIP = (
+    "Also list each cell that touches the image border (info). Off by default: cells cut by "
+    "the field of view are normal."
+)
 NO_IMAGE = "(none)"
 TARGET_EDIT, TARGET_NEW = "this layer (undoable)", "a new layer"
 COLUMNS = ("Severity", "Check", "Labels", "Frame", "Message")
+#: Least width of the Message column (pixels): the widget is made at least this much wider than
+#: the other columns, so that messages wrap in a column of readable width instead of being cut.
+MESSAGE_MIN_WIDTH = 170
 
 
 @dataclass(frozen=True)
@@ -90,12 +98,24 @@ class QCWidget(DockWidget):
             )
             for name, text in PARAMETERS.items()
         }
-        form = Container(widgets=[self._labels_combo, self._image_combo, *self._spins.values()])
+        self._border_check = CheckBox(
+            value=bool(defaults["border"].default),
+            text="Also list the cells touching the border",
+            name="border",
+            tooltip=BORDER_TIP,
+        )
+        form = Container(
+            widgets=[
+                self._labels_combo,
+                self._image_combo,
+                *self._spins.values(),
+                self._border_check,
+            ]
+        )
 
         self._run_button = QPushButton("Run QC")
         self._run_button.clicked.connect(self.run)
-        self._summary = QLabel("Pick a Labels layer and press Run QC.")
-        self._summary.setWordWrap(True)
+        self.set_status("Pick a Labels layer and press Run QC.")
 
         self._table = QTableWidget(0, len(COLUMNS))
         self._table.setHorizontalHeaderLabels(COLUMNS)
@@ -107,12 +127,16 @@ class QCWidget(DockWidget):
         for column in range(len(COLUMNS) - 1):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
-        self._table.setWordWrap(False)
+        # messages wrap in their column (rows as tall as their text) and show whole as tooltips
+        self._table.setWordWrap(True)
+        self._table.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self._table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self._table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._table.itemSelectionChanged.connect(self._on_selection)
-        self._table.setMinimumHeight(180)
-        self._details = QLabel()
-        self._details.setWordWrap(True)
-        self._details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._table.setMinimumHeight(120)
+        self._fit_width()
+        self._details = wrapped_label()  # the selected problem's message, whole
+        self._details.setVisible(False)
 
         self._target_combo = QComboBox()
         self._target_combo.addItems([TARGET_EDIT, TARGET_NEW])
@@ -124,15 +148,14 @@ class QCWidget(DockWidget):
         fix_row.addWidget(QLabel("Fixes go to"))
         fix_row.addWidget(self._target_combo, 1)
 
-        self.setMinimumWidth(360)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(self.body)
         layout.addWidget(form.native)
         layout.addWidget(self._run_button)
-        layout.addWidget(self._summary)
+        layout.addWidget(self._status)
         layout.addWidget(self._table, 1)
-        layout.addWidget(self._details)
-        layout.addLayout(fix_row)
-        layout.addWidget(self._fix_button)
+        self.footer.addWidget(self._details)
+        self.footer.addLayout(fix_row)
+        self.footer.addWidget(self._fix_button)
         self.follow_layers()
 
     # ------------------------------------------------------------------ layer choices
@@ -179,6 +202,15 @@ class QCWidget(DockWidget):
     def _params(self) -> dict[str, int]:
         return {name: spin.value for name, spin in self._spins.items()}
 
+    @property
+    def border(self) -> bool:
+        """Whether the checks also list the cells that touch the image border."""
+        return bool(self._border_check.value)
+
+    @border.setter
+    def border(self, value: bool) -> None:
+        self._border_check.value = value
+
     def run(self) -> None:
         """Run the checks on the chosen Labels layer and list, draw and summarise the problems."""
         layer = self.layer(self._labels_combo.value)
@@ -193,7 +225,7 @@ class QCWidget(DockWidget):
         self._checked_layer = layer.name
         self._fill_table(layer.ndim > 2)
         self._draw_overlay(layer)
-        self._summary.setText(_summary(layer.name, self._rows))
+        self.set_status(_summary(layer.name, self._rows))
 
     def _check(self, layer: Labels) -> list[Row]:
         if layer.multiscale:
@@ -213,7 +245,12 @@ class QCWidget(DockWidget):
             where = f"frame {frame} of " if frame else ""
             as_labels(labels, source=f"{where}Labels layer '{layer.name}'")  # refuses negatives
             report = run_qc(
-                labels, image_shape, frame_links(links, frame), **params, source=layer.name
+                labels,
+                image_shape,
+                frame_links(links, frame),
+                **params,
+                border=self.border,
+                source=layer.name,
             )
             rows.extend(Row(frame, problem) for problem in report.problems)
         return rows
@@ -238,8 +275,21 @@ class QCWidget(DockWidget):
             if color:
                 self._table.item(i, 0).setForeground(QColor(color))
         self._table.setColumnHidden(COLUMNS.index("Frame"), not show_frames)
+        self._fit_width()
         self._fix_button.setEnabled(False)
         self._fix_button.setText("Fix")
+
+    def _fit_width(self) -> None:
+        """Make the table at least as wide as its columns need, with
+        :data:`MESSAGE_MIN_WIDTH` for the messages (the dock follows: nothing is clipped)."""
+        table, header = self._table, self._table.horizontalHeader()
+        columns = sum(
+            max(header.sectionSizeHint(column), table.sizeHintForColumn(column))
+            for column in range(len(COLUMNS) - 1)
+            if not table.isColumnHidden(column)
+        )
+        scroll_bar = table.verticalScrollBar().sizeHint().width()
+        table.setMinimumWidth(columns + MESSAGE_MIN_WIDTH + scroll_bar + 2 * table.frameWidth())
 
     # ------------------------------------------------------------------ overlay
     def _overlay(self) -> Any:
@@ -288,7 +338,8 @@ class QCWidget(DockWidget):
 
     def _on_selection(self) -> None:
         row = self._selected_row()
-        self._details.setText("" if row is None else row.problem.message)
+        show_text(self._details, "" if row is None else row.problem.message)
+        self._details.setVisible(row is not None)
         if row is None:
             self._fix_button.setEnabled(False)
             return

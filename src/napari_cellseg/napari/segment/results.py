@@ -3,7 +3,9 @@
 A result layer carries ``metadata[RESULT_KEY] = {"image", "model"}`` and the fingerprint of
 what the widget last wrote into it (``metadata[WRITTEN_KEY]``): a layer whose data still match
 it holds no edits of the user's and may be replaced; otherwise the new result goes to a new
-layer. (Layers reach a plugin through proxies, so the layer object cannot be the key.)
+layer. (Layers reach a plugin through proxies, so the layer object cannot be the key.) Labels
+are drawn as outlines (:data:`CONTOUR`), so that the image and any ground truth beneath stay
+visible; the layer controls' "contour" set to 0 fills them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from napari_cellseg.napari.segment.worker import Job, Outputs
 RESULT_KEY = "cellseg_segmentation"
 #: Metadata key of the fingerprint of what Segment last wrote into a result layer.
 WRITTEN_KEY = "cellseg_written"
+#: Outline width of new result layers (pixels).
+CONTOUR = 1
 
 
 def digest(data: Any) -> bytes:
@@ -61,8 +65,9 @@ def show_labels(viewer: Any, job: Job, name: str, stack: np.ndarray) -> tuple[An
     else:
         source = viewer.layers[job.image] if job.image in viewer.layers else None
         layer = viewer.add_labels(
-            stack, name=name, metadata={RESULT_KEY: meta}, **placement(source)
+            stack, name=name, metadata={RESULT_KEY: meta}, opacity=0.9, **placement(source)
         )
+        layer.contour = CONTOUR
         edited = results[-1].name if results else None
     layer.metadata[WRITTEN_KEY] = digest(layer.data)
     return layer, edited

@@ -6,6 +6,12 @@ prediction engine run in a napari thread worker (:mod:`.worker`), and layers cha
 the slots that run on the main thread (:mod:`.results`). The network outputs of the last runs
 are kept per (model, device, image data, diameter), so that changing a reconstruction
 parameter re-runs only the reconstruction. Torch is imported by the worker, never at import.
+
+The model offered first is the one last chosen in this session (in any Segment widget), else
+the built-in model for what the image looks like (:mod:`napari_cellseg.napari._appearance`:
+``nuclei`` for fluorescence, ``bacteria_phase`` for transmitted light); the reconstruction
+parameters of its family show before it is loaded (the family is read from the yaml beside a
+model file).
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml
 from magicgui.widgets import CheckBox, ComboBox
 from napari.layers import Image
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QGroupBox, QVBoxLayout
 
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.napari._appearance import BUILTIN_FOR, appearance
 from napari_cellseg.napari._dock import DockWidget, set_choices
 from napari_cellseg.napari._forms import with_button
 from napari_cellseg.napari._frames import preload_core
@@ -48,6 +56,7 @@ class SegmentWidget(DockWidget):
 
     title = "Segment"
     failed = "Not segmented"
+    fill = False
 
     def build(self) -> None:
         """Make the controls and follow the viewer's layers."""
@@ -62,7 +71,7 @@ class SegmentWidget(DockWidget):
         self._model_combo = ComboBox(
             name="model", tooltip="Built-in models, models trained in this session, files"
         )
-        self._model_combo.changed.connect(self._on_model_changed)
+        self._model_combo.changed.connect(self._on_model_chosen)
         model_row = with_button(
             self._model_combo,
             "File…",
@@ -72,6 +81,7 @@ class SegmentWidget(DockWidget):
         self._image_combo = ComboBox(
             name="image", tooltip="Image layer to segment (2D, RGB or a stack)"
         )
+        self._image_combo.changed.connect(self._on_image_changed)
         self._form = inference_form([model_row, self._image_combo])
         self._form["device"].changed.connect(self._on_model_changed)
         self._params = ParameterForm(self._on_param_changed)
@@ -81,15 +91,14 @@ class SegmentWidget(DockWidget):
             text="Also add the network outputs as layers",
             tooltip="Flow (as colours), distance or probability maps",
         )
-        self._status.setText("Choose a model and an image, then press Segment.")
+        self.set_status("Choose a model and an image, then press Segment.")
 
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(self.body)
         layout.addWidget(self._form.native)
         layout.addWidget(params_box)
         layout.addWidget(self._outputs_check.native)
-        layout.addLayout(self.run_row("Segment", self.run))
-        layout.addWidget(self._status)
-        layout.addStretch(1)
+        self.footer.addLayout(self.run_row("Segment", self.run))
+        self.footer.addWidget(self._status)
 
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -97,15 +106,18 @@ class SegmentWidget(DockWidget):
         self._debounce.timeout.connect(self._reconstruct_last)
 
         session_models.follow(self._refresh_models, self)
-        self._refresh_models()
         self.follow_layers()
+        self._refresh_models()
         preload_core()
 
     # ------------------------------------------------------------------ choices
     def refresh_layers(self) -> None:
         """List the Image layers (a vanished choice falls back to the active or newest one)."""
         names = self.layer_names(Image)
+        before = self._image_combo.value
         set_choices(self._image_combo, names, self.active_name(Image) or (names or [None])[-1])
+        if self._image_combo.value != before:
+            self._on_image_changed()
 
     def _refresh_models(self) -> None:
         """List built-in, session and file models; a model trained since the last refresh
@@ -117,11 +129,34 @@ class SegmentWidget(DockWidget):
         items += session + [(Path(f).name, f) for f in self._files]
         new = [key for _, key in session if key not in self._session_seen]
         self._session_seen.update(new)
-        set_choices(self._model_combo, items, None)
+        set_choices(self._model_combo, items, self._preferred_model(items))
         if new:
             with self._model_combo.changed.blocked():
                 self._model_combo.value = new[0]
         self._on_model_changed()
+
+    def _preferred_model(self, items: list[tuple[str, str]]) -> str | None:
+        """The model to offer: the one chosen last in this session, else the built-in model
+        for what the chosen image looks like, else the first."""
+        keys = [key for _, key in items]
+        if session_models.chosen in keys:
+            return session_models.chosen
+        layer = self.layer(self._image_combo.value)
+        if layer is not None and not layer.multiscale and layer.data.size:
+            builtin = BUILTIN_FOR[appearance(layer.data, bool(layer.rgb))]
+            if builtin in keys:
+                return builtin
+        return keys[0] if keys else None
+
+    def _on_image_changed(self, *_: Any) -> None:
+        """Offer the built-in model that suits the new image, unless one was chosen."""
+        if session_models.chosen in self.models:
+            return
+        preferred = self._preferred_model([("", key) for key in self.models])
+        if preferred is not None and preferred != self._model_combo.value:
+            with self._model_combo.changed.blocked():
+                self._model_combo.value = preferred
+            self._on_model_changed()
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "Models (*.pt)")
@@ -170,18 +205,28 @@ class SegmentWidget(DockWidget):
         return self._form.values()
 
     @property
+    def model(self) -> str | None:
+        """Key (built-in name or path) of the chosen model."""
+        return self._model_combo.value
+
+    @property
     def models(self) -> list[str]:
         """Keys (built-in names or paths) of the models in the list."""
         return list(self._model_combo.choices)
+
+    def _on_model_chosen(self, key: str | None) -> None:
+        """A model chosen (by the user, or :meth:`set_model`) is offered first from now on."""
+        if key is not None:
+            session_models.chosen = key
+        self._on_model_changed()
 
     def _on_model_changed(self, *_: Any) -> None:
         key = self._model_combo.value
         if key is None:
             return
-        arch = next((m.arch for m in session_models.models() if str(m.path) == key), None)
         loaded = self._segmenters.get((key, self._form["device"].value))
-        if loaded is not None:
-            arch = loaded.arch
+        session = (m.arch for m in session_models.models() if str(m.path) == key)
+        arch = loaded.arch if loaded is not None else next(session, None) or described_arch(key)
         if arch is not None:
             self._params.set_arch(arch)
 
@@ -254,7 +299,7 @@ class SegmentWidget(DockWidget):
         self._show_result(job, kept, labels)
 
     def _on_aborted(self) -> None:
-        self._status.setText("Stopped; nothing was changed.")
+        self.set_status("Stopped; nothing was changed.")
 
     def finished(self) -> None:
         """Apply parameters changed while the worker ran."""
@@ -312,4 +357,18 @@ class SegmentWidget(DockWidget):
         self._last = (job, layer.name)
         n = sum(int(frame.max()) for frame in labels)  # labels are numbered 1..N per frame
         where = f" in {len(labels)} frames" if len(labels) > 1 else ""
-        self._status.setText(f"'{layer.name}': {n} objects{where}.")
+        self.set_status(f"'{layer.name}': {n} objects{where}.")
+
+
+def described_arch(key: str) -> str | None:
+    """The family of a built-in model or a model file, from the yaml beside it (no torch);
+    None when there is none or it does not say."""
+    from napari_cellseg.models.builtin import resolve_model
+
+    try:
+        card = yaml.safe_load(resolve_model(key).with_suffix(".yaml").read_text(encoding="utf-8"))
+    except (CellsegError, OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    spec = card.get("spec") if isinstance(card, dict) else None
+    arch = spec.get("arch") if isinstance(spec, dict) else None
+    return arch if isinstance(arch, str) else None

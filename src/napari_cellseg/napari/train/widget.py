@@ -5,6 +5,12 @@ The widget is thin: the options are the fields of :class:`napari_cellseg.config.
 layers copied on the main thread (:mod:`.data`), and the training loop runs in a napari thread
 worker (:mod:`.worker`) whose events feed the loss plot (:mod:`.plot`) and the preview layer.
 The worker never reads or writes a layer; layers change only in the main-thread slots.
+
+What a first run needs is filled in from the data: only the pairs of the same kind as the
+selected layer's are ticked (:mod:`.pairs`), the crop size and the epochs fit the ticked
+frames and the device (:mod:`.defaults`; an editor the user changed keeps its value), and the
+model path is shown before Start. The preview is drawn as outlines over the image and the
+ground truth, and the status line says when it finds no cells yet.
 """
 
 from __future__ import annotations
@@ -17,16 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, RadioButtons
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, RadioButtons
 from napari.layers import Image, Labels
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QFileDialog,
-    QFrame,
     QHBoxLayout,
-    QLabel,
     QPushButton,
-    QScrollArea,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -34,13 +37,21 @@ from qtpy.QtWidgets import (
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.napari._dock import DockWidget, set_choices
+from napari_cellseg.napari._appearance import ImageKind, image_kind
+from napari_cellseg.napari._dock import DockWidget, set_choices, wrapped_label
 from napari_cellseg.napari._forms import Form, with_button
-from napari_cellseg.napari._frames import Frame, layer_frames, placement, preload_core
+from napari_cellseg.napari._frames import (
+    Frame,
+    has_accelerator,
+    layer_frames,
+    placement,
+    preload_core,
+)
 from napari_cellseg.napari._session_models import SessionModel, session_models
 from napari_cellseg.napari.train.data import TrainData, check_pairs, copy_pairs
+from napari_cellseg.napari.train.defaults import suggest
 from napari_cellseg.napari.train.form import advanced_form, options_form, train_fields
-from napari_cellseg.napari.train.pairs import Pair, PairsTable, updated_pairs
+from napari_cellseg.napari.train.pairs import Pair, PairsTable, pair_image, updated_pairs
 from napari_cellseg.napari.train.plot import LossPlot
 from napari_cellseg.napari.train.worker import Preview, run_training
 
@@ -55,6 +66,12 @@ REDRAW_S = 0.1
 PLOT_REDRAW_S = 0.5
 #: Where models go when no output file is given.
 DEFAULT_MODEL_DIR = Path.home() / "cellseg-models"
+#: Options the widget suggests from the data and the device (:mod:`.defaults`).
+SUGGESTED = ("n_epochs", "tyx")
+#: How often to look again whether torch found a GPU, while it loads (ms).
+ACCELERATOR_POLL_MS = 500
+#: Outline width of the preview labels (pixels): the ground truth stays visible under it.
+PREVIEW_CONTOUR = 1
 SCRATCH = "scratch (random weights)"
 LAYERS, FOLDER = "Layers", "Folder"
 
@@ -78,9 +95,14 @@ class TrainWidget(DockWidget):
         self._qc_labels: tuple[str, str | None] | None = None
         self._files: list[str] = []
         self._preview_note = ""
+        self._progress_text = ""
         self._arch = ""
+        self._kinds: dict[str, tuple[int, ImageKind]] = {}  # image -> (id of its data, kind)
+        self._default_output: Path | None = None
+        self._suggesting = False
         self.result: TrainResult | None = None
         helps = {name: f.metadata["help"] for name, f in train_fields().items()}
+        self._helps = helps
 
         # data: layer pairs or a folder
         self._source = RadioButtons(
@@ -110,7 +132,10 @@ class TrainWidget(DockWidget):
         self._output.line_edit.native.setPlaceholderText(
             f"{DEFAULT_MODEL_DIR}/cellseg_<family>_<time>.pt"
         )
-        files_form = Container(widgets=[start_row, self._output])
+        self._output_note = Label(label="folder")
+        wrapped_label(label=self._output_note.native)
+        self._output.changed.connect(self._on_output_changed)
+        files_form = Container(widgets=[start_row, self._output, self._output_note])
         self._advanced = advanced_form()
         self._advanced.visible = False
         self._advanced_button = QToolButton()
@@ -126,7 +151,7 @@ class TrainWidget(DockWidget):
             "active image (the current frame of a stack) with it into a 'training preview' layer",
         )
 
-        layout = QVBoxLayout(body := QWidget())
+        layout = QVBoxLayout(self.body)
         layout.addWidget(Container(widgets=[self._source]).native)
         layout.addWidget(self._table)
         layout.addWidget(folder_form.native)
@@ -135,32 +160,33 @@ class TrainWidget(DockWidget):
         layout.addWidget(self._advanced_button)
         layout.addWidget(self._advanced.native)
         layout.addWidget(self._preview_check.native)
-        layout.addWidget(self._qc_panel_widget())
-        stop_tip = "Stop after this step; the last good state is saved"
-        layout.addLayout(self.run_row("Start training", self.start, stop_tip))
-        self._status.setText("Pick layer pairs (or a folder) and press Start training.")
-        layout.addWidget(self._status)
         self._plot = LossPlot()
         layout.addWidget(self._plot, 1)
-        area = QScrollArea()  # the dock scrolls when the advanced options are unfolded
-        area.setWidget(body)
-        area.setWidgetResizable(True)
-        area.setFrameShape(QFrame.Shape.NoFrame)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(area)
-        self.setMinimumWidth(380)
+        self.footer.addWidget(self._qc_panel_widget())
+        stop_tip = "Stop after this step; the last good state is saved"
+        self.footer.addLayout(self.run_row("Start training", self.start, stop_tip))
+        self.set_status("Pick layer pairs (or a folder) and press Start training.")
+        self.footer.addWidget(self._status)
+
+        # values suggested so far: an editor still showing one has not been changed by the user
+        self._suggested = {name: self._options.editor(name).value for name in SUGGESTED}
+        self._accelerator_timer = QTimer(self)
+        self._accelerator_timer.setSingleShot(True)
+        self._accelerator_timer.setInterval(ACCELERATOR_POLL_MS)
+        self._accelerator_timer.timeout.connect(self._suggest)
+        self._table.changed.connect(self._suggest)
+        self._options.changed.connect(self._on_options_changed)
+        self._advanced.changed.connect(self._suggest)
 
         session_models.follow(self._refresh_start_models, self)
         self._refresh_start_models()
-        self.follow_layers()
         preload_core()
+        self.follow_layers()
+        self._new_default_output()
 
     def _qc_panel_widget(self) -> QWidget:
         """The QC findings above the Start button (hidden until a start finds problems)."""
-        self._qc_label = QLabel()
-        self._qc_label.setWordWrap(True)
-        self._qc_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._qc_label = wrapped_label()
         self._qc_button = QPushButton("Open Annotation QC")
         self._qc_button.clicked.connect(self.open_qc)
         self._anyway_button = QPushButton("Train anyway")
@@ -196,6 +222,79 @@ class TrainWidget(DockWidget):
     def _on_source_changed(self, source: str) -> None:
         self._table.setVisible(source == LAYERS)
         self._folder_form.visible = source == FOLDER
+        self._suggest()
+
+    def _on_options_changed(self, *_: Any) -> None:
+        self._new_default_output()  # the default name holds the family
+        self._suggest()
+
+    # ------------------------------------------------------------------ suggested values
+    def _training_frames(self) -> list[tuple[int, int]]:
+        """``(Y, X)`` of every frame of the ticked training pairs (none for a folder)."""
+        if self._source.value != LAYERS:
+            return []
+        shapes = []
+        for pair in self.pairs():
+            layer = self.layer(pair.image) if pair.use and pair.role == "train" else None
+            if layer is None or layer.multiscale:
+                continue
+            kind = self._kind(layer.name)
+            lead = layer.data.shape[: -3 if layer.rgb else -2]
+            shapes += [kind.frame_shape] * int(np.prod(lead, dtype=int))
+        return shapes
+
+    def _suggest(self, *_: Any) -> None:
+        """Suggest the crop size and the epochs for the ticked pairs and the device, in the
+        editors the user has not changed (the reasons go to their tooltips)."""
+        shapes = self._training_frames()
+        if self._suggesting or not shapes:
+            return
+        try:
+            config = TrainConfig(**self._options.values(), **self._advanced.values())
+        except CellsegError:  # text being typed; suggested again once it parses
+            return
+        accelerator = has_accelerator(config.device)
+        if accelerator is None:  # torch still loading: suggest for a CPU, look again later
+            self._accelerator_timer.start()
+        found = suggest(shapes, config, bool(accelerator))
+        values = {"n_epochs": found.epochs, "tyx": f"{found.crop},{found.crop}"}
+        reasons = {"n_epochs": found.why_epochs, "tyx": found.why_crop}
+        self._suggesting = True
+        try:
+            for name in SUGGESTED:
+                editor = self._options.editor(name)
+                editor.tooltip = f"{self._helps[name]}\n\n{reasons[name]}"
+                if editor.value == self._suggested[name] and editor.value != values[name]:
+                    self._options.set_value(name, values[name])
+                    self._suggested[name] = editor.value
+        finally:
+            self._suggesting = False
+
+    def _kind(self, name: str) -> ImageKind:
+        """What the Image layer ``name`` is (kept while its data stay the same array)."""
+        layer = self._viewer.layers[name]
+        kept = self._kinds.get(name)
+        if kept is None or kept[0] != id(layer.data):
+            kept = self._kinds[name] = (id(layer.data), image_kind(layer))
+        return kept[1]
+
+    # ------------------------------------------------------------------ the model file
+    def _new_default_output(self, *, used: bool = False) -> None:
+        """Show a default model file under 'save to' for the chosen family (a new one when
+        the shown one was ``used``), unless the user chose a file."""
+        shown = self._output.value
+        if shown is not None and Path(shown) != self._default_output:
+            return
+        arch = self._options.editor("architecture").value
+        if used or shown is None or not Path(shown).name.startswith(f"cellseg_{arch}_"):
+            self._default_output = default_model_path(arch)
+            self._output.value = self._default_output
+
+    def _on_output_changed(self, *_: Any) -> None:
+        output = self._output.value
+        path = Path(output) if output is not None else DEFAULT_MODEL_DIR / "cellseg_<family>.pt"
+        self._output_note.value = str(path.parent)
+        self._output_note.tooltip = f"The model is saved as {path} (and a .yaml beside it)"
 
     def set_folder(self, folder: str | Path | None) -> None:
         """Train on a dataset folder (``None``: on the layer pairs)."""
@@ -248,8 +347,7 @@ class TrainWidget(DockWidget):
         )
         config.validate()
         if output is None:
-            stamp = datetime.now().strftime("%Y_%m_%d_%H_%M_%S")
-            config.model = str(DEFAULT_MODEL_DIR / f"cellseg_{config.architecture}_{stamp}.pt")
+            config.model = str(default_model_path(config.architecture))
         elif Path(output).exists():
             raise CellsegError(
                 f"the model file {output} already exists and would be replaced: choose another "
@@ -262,12 +360,25 @@ class TrainWidget(DockWidget):
         return self.layer_names(Labels, keep=lambda layer: PREVIEW_KEY not in layer.metadata)
 
     def refresh_layers(self) -> None:
-        """One row per Labels layer; rows keep the user's choices, new rows are auto-paired."""
+        """One row per Labels layer; rows keep the user's choices, new rows are auto-paired
+        and ticked when their image is like the first ticked pair's, or else the selected
+        layer's."""
         current = self.pairs()
         images = self.layer_names(Image)
-        rows = updated_pairs(current, self._labels_names(), images)
+        ticked = [pair.image for pair in current if pair.use and pair.image in images]
+        reference = ticked[0] if ticked else self._active_image(images)
+        rows = updated_pairs(current, self._labels_names(), images, self._kind, reference)
         if rows != current or images != self._table.images:
             self._table.set_pairs(rows, images)
+
+    def _active_image(self, images: list[str]) -> str | None:
+        """The selected Image layer, or the image a selected Labels layer annotates."""
+        active = self._viewer.layers.selection.active
+        if isinstance(active, Image):
+            return active.name
+        if isinstance(active, Labels):
+            return pair_image(active.name, images)
+        return None
 
     def pairs(self) -> list[Pair]:
         """The rows of the pairs table."""
@@ -335,7 +446,7 @@ class TrainWidget(DockWidget):
             data = TrainData() if config.dir else self._layer_data(config, accept_warnings)
         except CellsegError as err:
             self.notify(str(err), "error")
-            self._status.setText(f"Not started: {err}")
+            self.set_status(f"Not started: {err}")
             return False
         if data is None:
             return False
@@ -357,7 +468,8 @@ class TrainWidget(DockWidget):
             yielded=self._on_yielded,
             returned=self._on_returned,
         )
-        self._status.setText(f"Starting: {config.model}")
+        self._progress_text = f"Starting: {config.model}"
+        self.set_status(self._progress_text)
         return True
 
     def _layer_data(self, config: TrainConfig, accept_warnings: bool) -> TrainData | None:
@@ -373,7 +485,7 @@ class TrainWidget(DockWidget):
         if found.blocking:
             self._show_qc("Not started, the annotations need fixing first:", found.blocking, True)
             self.notify(f"not started; blocking annotation problem: {found.blocking[0]}", "error")
-            self._status.setText("Not started: fix the blocking annotation problems first.")
+            self.set_status("Not started: fix the blocking annotation problems first.")
             return None
         if found.warnings and not accept_warnings:
             n = len(found.warnings)
@@ -407,7 +519,7 @@ class TrainWidget(DockWidget):
         """Stop after the current step; the last good checkpoint is kept."""
         self._stop.set()
         if self.busy:
-            self._status.setText("Stopping after this step…")
+            self.set_status("Stopping after this step…")
 
     # ------------------------------------------------------------------ slots (main thread)
     def _on_yielded(self, event: Progress | Preview) -> None:
@@ -428,23 +540,28 @@ class TrainWidget(DockWidget):
             f"Training: epoch {event.epoch}/{event.n_epochs}, ETA {_duration(event.eta_s)}",
         )
         val = "" if event.val_loss is None else f", validation {event.val_loss:.4g}"
-        self._status.setText(
+        self._progress_text = (
             f"Epoch {event.epoch}/{event.n_epochs}, step {event.step}/{event.total_steps}: "
             f"loss {event.loss:.4g}{val}; {_duration(event.elapsed_s)} elapsed, "
-            f"ETA {_duration(event.eta_s)}{self._preview_note}"
+            f"ETA {_duration(event.eta_s)}"
         )
+        self.set_status(self._progress_text + self._preview_note)
 
     def _show_preview(self, labels: np.ndarray, epoch: int) -> None:
         """Show a preview segmentation (epoch 0: an empty one, made when training starts).
 
         The layer is made once, at the start, because adding a layer costs napari a few
-        hundred milliseconds on the main thread; later previews only replace its data.
+        hundred milliseconds on the main thread; later previews only replace its data. Its
+        labels are drawn as outlines, and the status line says how many cells it found.
         """
         if self._preview_target is None:
             return
         image, where = self._preview_target
         if epoch:
-            self._preview_note = f"; preview of epoch {epoch} in 'training preview ({image})'"
+            cells = len(np.unique(labels[labels > 0]))
+            found = f"{cells} cells" if cells else "no cells yet"
+            self._preview_note = f"; preview: {found} at epoch {epoch} ('training preview')"
+            self.set_status(self._progress_text + self._preview_note)
         for layer in self._viewer.layers:
             if isinstance(layer, Labels) and layer.metadata.get(PREVIEW_KEY) == image:
                 fits = labels.dtype.itemsize <= layer.data.dtype.itemsize
@@ -454,13 +571,18 @@ class TrainWidget(DockWidget):
                 else:
                     layer.data = labels
                 return
-        self._viewer.add_labels(
+        layer = self._viewer.add_labels(
             labels,
             name=f"training preview ({image})",
             metadata={PREVIEW_KEY: image},
-            opacity=0.5,
+            opacity=0.9,
             **where,
         )
+        layer.contour = PREVIEW_CONTOUR
+
+    def finished(self) -> None:
+        """A new default model file for the next run (this one's is taken)."""
+        self._new_default_output(used=True)
 
     def _on_returned(self, result: TrainResult) -> None:
         self.result = result
@@ -469,12 +591,26 @@ class TrainWidget(DockWidget):
             SessionModel(path.stem, path, self._arch, result.epochs_done, result.stopped)
         )
         how = "stopped" if result.stopped else "done"
-        self._status.setText(
-            f"Training {how} after {result.epochs_done} epoch(s), loss {result.final_loss:.4g}. "
-            f"Model: {path} (listed in the Segment widget)."
+        self._progress_text = (
+            f"Training {how} after {result.epochs_done} epoch(s), loss {result.final_loss:.4g}"
+        )
+        self.set_status(
+            f"{self._progress_text}{self._preview_note}. Model: {path} (listed in the Segment "
+            "widget)."
         )
         self.notify(f"{how}; model saved to {path}")
         self._plot.redraw()
+
+
+def default_model_path(arch: str) -> Path:
+    """A new model file in :data:`DEFAULT_MODEL_DIR`: ``cellseg_<arch>_<time>.pt`` (with a
+    number added when that name is taken)."""
+    stem = f"cellseg_{arch}_{datetime.now().strftime('%Y_%m_%d_%H_%M_%S')}"
+    path, n = DEFAULT_MODEL_DIR / f"{stem}.pt", 1
+    while path.exists() or path.with_suffix(".yaml").exists():
+        n += 1
+        path = DEFAULT_MODEL_DIR / f"{stem}_{n}.pt"
+    return path
 
 
 def _duration(seconds: float) -> str:
