@@ -22,10 +22,11 @@ from napari_cellseg.napari.train.defaults import (
     CPU_BUDGET_S,
     CPU_S_PER_MEGAPIXEL,
     DEFAULT_EPOCHS,
+    DEFAULT_MODEL_DIR,
     MIN_EPOCHS,
     suggested_crop,
 )
-from napari_cellseg.napari.train.widget import DEFAULT_MODEL_DIR, PREVIEW_CONTOUR
+from napari_cellseg.napari.train.preview import PREVIEW_CONTOUR
 
 TIMEOUT_MS = 90_000
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "ui_latency.py"

@@ -3,6 +3,7 @@ table), :mod:`.data` (QC gate and layer copies), :mod:`.worker` (the training lo
 previews in a thread worker), :mod:`.plot` (the loss plot) and :mod:`.widget`."""
 
 from napari_cellseg.napari.train.pairs import Pair, pair_image
-from napari_cellseg.napari.train.widget import PREVIEW_KEY, TrainWidget
+from napari_cellseg.napari.train.preview import PREVIEW_KEY
+from napari_cellseg.napari.train.widget import TrainWidget
 
 __all__ = ["PREVIEW_KEY", "Pair", "TrainWidget", "pair_image"]

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.models import ModelSpec
@@ -110,3 +112,18 @@ def suggest(
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+#: Where models go when no output file is given.
+DEFAULT_MODEL_DIR = Path.home() / "cellseg-models"
+
+
+def default_model_path(arch: str) -> Path:
+    """A new model file in :data:`DEFAULT_MODEL_DIR`: ``cellseg_<arch>_<time>.pt`` (with a
+    number added when that name is taken)."""
+    stem = f"cellseg_{arch}_{datetime.now().strftime('%Y_%m_%d_%H_%M_%S')}"
+    path, n = DEFAULT_MODEL_DIR / f"{stem}.pt", 1
+    while path.exists() or path.with_suffix(".yaml").exists():
+        n += 1
+        path = DEFAULT_MODEL_DIR / f"{stem}_{n}.pt"
+    return path

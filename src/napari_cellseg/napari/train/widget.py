@@ -18,7 +18,6 @@ from __future__ import annotations
 import html
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,29 +48,24 @@ from napari_cellseg.napari._frames import (
 )
 from napari_cellseg.napari._session_models import SessionModel, session_models
 from napari_cellseg.napari.train.data import TrainData, check_pairs, copy_pairs
-from napari_cellseg.napari.train.defaults import suggest
+from napari_cellseg.napari.train.defaults import DEFAULT_MODEL_DIR, default_model_path, suggest
 from napari_cellseg.napari.train.form import advanced_form, options_form, train_fields
 from napari_cellseg.napari.train.pairs import Pair, PairsTable, pair_image, updated_pairs
 from napari_cellseg.napari.train.plot import LossPlot
+from napari_cellseg.napari.train.preview import PREVIEW_KEY, show_preview
 from napari_cellseg.napari.train.worker import Preview, run_training
 
 if TYPE_CHECKING:
     from napari_cellseg.train import Progress, TrainResult
 
-#: Metadata key of the preview layer (value: the name of the previewed image).
-PREVIEW_KEY = "cellseg_training_preview"
 #: Least time between two updates of the progress text (seconds).
 REDRAW_S = 0.1
 #: Least time between two redraws of the loss plot (seconds; it is drawn again at the end).
 PLOT_REDRAW_S = 0.5
-#: Where models go when no output file is given.
-DEFAULT_MODEL_DIR = Path.home() / "cellseg-models"
 #: Options the widget suggests from the data and the device (:mod:`.defaults`).
 SUGGESTED = ("n_epochs", "tyx")
 #: How often to look again whether torch found a GPU, while it loads (ms).
 ACCELERATOR_POLL_MS = 500
-#: Outline width of the preview labels (pixels): the ground truth stays visible under it.
-PREVIEW_CONTOUR = 1
 SCRATCH = "scratch (random weights)"
 LAYERS, FOLDER = "Layers", "Folder"
 
@@ -562,23 +556,7 @@ class TrainWidget(DockWidget):
             found = f"{cells} cells" if cells else "no cells yet"
             self._preview_note = f"; preview: {found} at epoch {epoch} ('training preview')"
             self.set_status(self._progress_text + self._preview_note)
-        for layer in self._viewer.layers:
-            if isinstance(layer, Labels) and layer.metadata.get(PREVIEW_KEY) == image:
-                fits = labels.dtype.itemsize <= layer.data.dtype.itemsize
-                if layer.data.shape == labels.shape and fits:
-                    layer.data[...] = labels  # our own layer: in place is half the redraw cost
-                    layer.refresh()
-                else:
-                    layer.data = labels
-                return
-        layer = self._viewer.add_labels(
-            labels,
-            name=f"training preview ({image})",
-            metadata={PREVIEW_KEY: image},
-            opacity=0.9,
-            **where,
-        )
-        layer.contour = PREVIEW_CONTOUR
+        show_preview(self._viewer, labels, image, where)
 
     def finished(self) -> None:
         """A new default model file for the next run (this one's is taken)."""
@@ -600,17 +578,6 @@ class TrainWidget(DockWidget):
         )
         self.notify(f"{how}; model saved to {path}")
         self._plot.redraw()
-
-
-def default_model_path(arch: str) -> Path:
-    """A new model file in :data:`DEFAULT_MODEL_DIR`: ``cellseg_<arch>_<time>.pt`` (with a
-    number added when that name is taken)."""
-    stem = f"cellseg_{arch}_{datetime.now().strftime('%Y_%m_%d_%H_%M_%S')}"
-    path, n = DEFAULT_MODEL_DIR / f"{stem}.pt", 1
-    while path.exists() or path.with_suffix(".yaml").exists():
-        n += 1
-        path = DEFAULT_MODEL_DIR / f"{stem}_{n}.pt"
-    return path
 
 
 def _duration(seconds: float) -> str:
