@@ -31,7 +31,8 @@ def test_ctc_gowt1_reads_lzw_frames_and_sparse_seg_samples(shared_data):
 
     dataset = discover(root)
     assert dataset.convention == "ctc"
-    seg_files = sorted((root / "01_GT" / "SEG").glob("man_seg*.tif"))
+    # resolved, as discover() resolves the folder (../shared may be a symbolic link)
+    seg_files = sorted(p.resolve() for p in (root / "01_GT" / "SEG").glob("man_seg*.tif"))
     assert len(dataset) == len(seg_files) == 30
     assert [s.mask for s in dataset.samples] == seg_files
     assert all(s.image.name == s.mask.name.replace("man_seg", "t") for s in dataset.samples)
