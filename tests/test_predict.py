@@ -154,7 +154,7 @@ def test_a_diameter_resizes_the_image_to_the_models_diameter_and_back(dcan_model
 
 
 def test_sigmoid_is_the_logistic_function_in_float32():
-    from napari_cellseg.families.omni import sigmoid as _sigmoid
+    from napari_cellseg.families.base import sigmoid as _sigmoid
 
     x = np.linspace(-30, 30, 121, dtype=np.float32)
     got = _sigmoid(x)

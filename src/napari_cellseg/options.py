@@ -157,7 +157,7 @@ def add_arguments(
         if isinstance(default, bool):
             kwargs["action"] = "store_true"
         else:
-            kwargs["type"] = meta.get("type") or _type_of(f.type)
+            kwargs["type"] = meta.get("type") or type_of(f.type)
             if choices_of(f):
                 kwargs["choices"] = choices_of(f)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
@@ -172,7 +172,9 @@ def given(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     return {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
 
 
-def _type_of(annotation: str) -> Any:
+def type_of(annotation: Any) -> Any:
+    """The command-line converter for a field annotated ``int``, ``float``, ``str | None``
+    (``"none"`` means None) or ``str``."""
     text = str(annotation)
     if text.startswith("int"):
         return int

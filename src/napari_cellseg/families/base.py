@@ -71,6 +71,16 @@ def param(
     return field(default=default, metadata=meta)
 
 
+def min_size_param() -> Any:
+    """``min_size``, which every family's reconstruction has."""
+    return param(15, "smallest object kept (pixels)", minimum=0, maximum=100_000)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function, float32, without overflow warnings."""
+    return (0.5 * (np.tanh(0.5 * x) + 1)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class NoParams:
     """A family whose reconstruction takes no parameters."""

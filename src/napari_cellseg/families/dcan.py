@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cellseg.families.base import Family, LabelCrop
-from napari_cellseg.families.omni import sigmoid
+from napari_cellseg.families.base import Family, LabelCrop, sigmoid
 from napari_cellseg.families.unet import ProbabilityParams
 
 if TYPE_CHECKING:

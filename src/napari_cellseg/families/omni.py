@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cellseg.families.base import Family, LabelCrop, param
+from napari_cellseg.families.base import Family, LabelCrop, min_size_param, param, sigmoid
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +39,7 @@ class OmniParams:
     niter: int | None = param(
         None, "Euler steps along the flow (automatic: 10)", minimum=0, maximum=1000
     )
-    min_size: int = param(15, "smallest object kept (pixels)", minimum=0, maximum=100_000)
+    min_size: int = min_size_param()
 
 
 class Omni(Family):
@@ -114,8 +114,3 @@ class Omni(Family):
             niter=params.niter,
             min_size=params.min_size,
         )
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """The logistic function, float32, without overflow warnings."""
-    return (0.5 * (np.tanh(0.5 * x) + 1)).astype(np.float32)

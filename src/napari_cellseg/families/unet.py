@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cellseg.families.base import Family, LabelCrop, param
-from napari_cellseg.families.omni import sigmoid
+from napari_cellseg.families.base import Family, LabelCrop, min_size_param, param, sigmoid
 
 if TYPE_CHECKING:
     import torch
@@ -25,7 +24,7 @@ class ProbabilityParams:
     :func:`~napari_cellseg.reconstruction.dcan_masks`)."""
 
     threshold: float = param(0.5, "probability threshold", minimum=0.0, maximum=1.0, step=0.05)
-    min_size: int = param(15, "smallest object kept (pixels)", minimum=0, maximum=100_000)
+    min_size: int = min_size_param()
 
 
 class Unet(Family):

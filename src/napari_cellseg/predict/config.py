@@ -27,6 +27,7 @@ from napari_cellseg.options import (
     none_or_str,
     option,
     read_mapping,
+    type_of,
     use_gpu_option,
 )
 
@@ -209,12 +210,9 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _param_type(f: dataclasses.Field) -> Any:
+    """A parameter's converter; an automatic (None-default) integer also takes "auto"."""
     text = str(f.type)
-    if text.startswith("int"):
-        return _optional_int if "None" in text else int
-    if text.startswith("float"):
-        return float
-    return str
+    return _optional_int if text.startswith("int") and "None" in text else type_of(f.type)
 
 
 def predict_config_from_args(

@@ -274,12 +274,12 @@ class Segmenter:
         """The family's reconstruction parameters, ``params`` overriding the defaults."""
         return self.family.params(**params)
 
-    def reconstruct(self, outputs: dict[str, np.ndarray], **params: Any) -> np.ndarray:
-        """Instance labels from named outputs; ``params`` override the family's defaults.
-
-        ``params`` may also be one ``params=<family Params>`` instance.
-        """
-        chosen = params["params"] if set(params) == {"params"} else self.params(**params)
+    def reconstruct(
+        self, outputs: dict[str, np.ndarray], params: Any = None, **given: Any
+    ) -> np.ndarray:
+        """Instance labels from named outputs: with the family's ``params`` (a ``Params``
+        instance), or with the ``given`` values overriding the family's defaults."""
+        chosen = params if params is not None else self.params(**given)
         device = str(self.device) if self.device.type == "cuda" else "cpu"
         return _compact_dtype(self.family.reconstruct(outputs, chosen, device=device))
 

@@ -120,15 +120,7 @@ class Trainer:
         run = self.run
         for group in run.optimizer.param_groups:
             group["lr"] = lr
-        x = x.to(run.device, non_blocking=True)
-        y = y.to(run.device, non_blocking=True)
-        if run.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(
-            run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None
-        ):
-            pred = run.model(x)
-        loss, parts = compute_loss(self.config, pred, y)
+        loss, parts = self._loss(x, y)
         if not torch.isfinite(loss):
             raise CellsegError(
                 f"the loss became {float(loss)} at epoch {epoch + 1}: lower "
@@ -189,20 +181,24 @@ class Trainer:
         run.model.eval()
         total, n = 0.0, 0
         for x, y in self.val_batches:
-            x, y = x.to(run.device), y.to(run.device)
-            if run.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(
-                run.device.type,
-                dtype=run.amp_dtype or torch.float32,
-                enabled=run.amp_dtype is not None,
-            ):
-                pred = run.model(x)
-            loss, _ = compute_loss(self.config, pred, y)
+            loss, _ = self._loss(x, y)
             total += float(loss) * len(x)
             n += len(x)
         run.model.train()
         return total / n
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The model on a batch, on the run's device and precision, and the family's loss."""
+        run = self.run
+        x = x.to(run.device, non_blocking=True)
+        y = y.to(run.device, non_blocking=True)
+        if run.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(
+            run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None
+        ):
+            pred = run.model(x)
+        return compute_loss(self.config, pred, y)
 
     def save(self, epoch_done: int, *, final: bool = False) -> None:
         """Write the checkpoint (and, with ``--save_each``, the per-epoch copy) atomically."""
