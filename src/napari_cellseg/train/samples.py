@@ -191,7 +191,7 @@ def load_items(path: str | Path, config: TrainConfig) -> list[TrainItem]:
             labels.append(datasets.load_mask(sample))
             names.append(str(sample.image) if sample.page is None else sample.name)
             links.append(datasets.load_links(sample) if config.links else None)
-            weights.append(_load_weights(sample))
+            weights.append(datasets.load_weights(sample))
         blobs = config.blobs == "ignore" or (config.blobs == "auto" and ds.convention == "clb")
         items += make_items(
             images, labels, config, names=names, links=links, weights=weights, blobs=blobs
@@ -199,14 +199,6 @@ def load_items(path: str | Path, config: TrainConfig) -> list[TrainItem]:
     if not items:
         raise CellsegError(f"no training samples found in {path}")
     return items
-
-
-def _load_weights(sample) -> np.ndarray | None:
-    if getattr(sample, "weights", None) is None:
-        return None
-    from napari_cellseg.io.images import read_image
-
-    return np.asarray(read_image(sample.weights), dtype=np.float32)
 
 
 class CropMaker:
