@@ -129,12 +129,12 @@ def test_a_registered_family_is_an_architecture_of_the_cli_and_checks_its_option
 def test_unknown_families_are_refused_with_the_registered_names():
     from napari_cellseg.models import ModelSpec
 
-    with pytest.raises(CellsegError, match="'track' is not one of omni, unet, dcan"):
-        get_family("track")
-    with pytest.raises(CellsegError, match="'track' is not one of omni, unet, dcan"):
-        ModelSpec(arch="track")
-    with pytest.raises(CellsegError, match="'track' is not one of omni, unet, dcan"):
-        TrainConfig(architecture="track").validate()
+    with pytest.raises(CellsegError, match="'lineage' is not one of omni, unet, dcan, track"):
+        get_family("lineage")
+    with pytest.raises(CellsegError, match="'lineage' is not one of omni, unet, dcan, track"):
+        ModelSpec(arch="lineage")
+    with pytest.raises(CellsegError, match="'lineage' is not one of omni, unet, dcan, track"):
+        TrainConfig(architecture="lineage").validate()
 
 
 @pytest.mark.parametrize(
@@ -154,3 +154,15 @@ def test_family_parameters_keep_defaults_for_none_except_automatic_ones():
     assert get_family("unet").params(threshold=0.7).threshold == 0.7
     with pytest.raises(CellsegError, match="threshold do\\(es\\) not apply to omni models"):
         omni.params(threshold=0.5)
+
+
+def test_the_track_family_takes_four_channels_and_refuses_to_segment():
+    from napari_cellseg.models import ModelSpec
+
+    assert ModelSpec(arch="track", nchan=4).n_outputs() == 1
+    with pytest.raises(CellsegError, match="takes 4 input channels, not 1"):
+        ModelSpec(arch="track")
+    assert get_family("track").input_channels(TrainConfig(architecture="track")) == 4
+    assert get_family("track").tracks and not get_family("omni").tracks
+    with pytest.raises(CellsegError, match="tracking model"):
+        get_family("track").reconstruct({}, get_family("track").params())

@@ -192,6 +192,13 @@ class TrainConfig:
     bnd_weight: float = option(
         0.5, "dcan: weight of the contour loss", "--bnd_weight", group="model"
     )
+    track_shift: int = option(
+        5,
+        "track: +-pixels frame t's window is jittered against frame t-1's (drift)",
+        "--track_shift",
+        "--shift",
+        group="augmentation",
+    )
     dcan_final_act: str = option(
         "tanh",
         "dcan: final activation",

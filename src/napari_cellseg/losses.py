@@ -146,14 +146,19 @@ def omni_loss(
 
 
 def weighted_bce_loss(
-    logits: Tensor, target: Tensor, *, return_parts: bool = False
+    logits: Tensor,
+    target: Tensor,
+    *,
+    return_parts: bool = False,
+    background_rule: bool = True,
 ) -> Tensor | tuple[Tensor, dict[str, float]]:
-    """DeLTA's pixel-weighted binary cross-entropy for segmentation.
+    """DeLTA's pixel-weighted binary cross-entropy (segmentation and tracking).
 
     ``loss = mean(w * bce(z, y)) * 1e6 / sqrt(sum(w))`` with DeLTA's segmentation rule: where
     a background pixel has weight 0, its weight becomes ``sigmoid(z)`` (unweighted background
     then costs in proportion to false-positive confidence). A mask pixel with weight 0 is
-    ignored (CLB blobs, see :func:`~napari_cellseg.targets.unet_targets`).
+    ignored (CLB blobs, see :func:`~napari_cellseg.targets.unet_targets`). DeLTA's tracking
+    loss has no such rule (``background_rule=False``): weight 0 is no loss.
 
     Parameters
     ----------
@@ -163,6 +168,8 @@ def weighted_bce_loss(
         ``(B, 2, Y, X)``: binary mask, pixel weights.
     return_parts : bool, default False
         Also return ``{'bce': mean weighted cross-entropy}``.
+    background_rule : bool, default True
+        Apply the segmentation rule for weight-0 background pixels.
 
     Returns
     -------
@@ -172,8 +179,9 @@ def weighted_bce_loss(
     z = logits[:, 0].float()
     mask, weight = target[:, 0].float(), target[:, 1].float()
     entropy = F.binary_cross_entropy_with_logits(z, mask, reduction="none")
-    background_rule = (weight == 0) & (mask < 0.5)
-    weight = torch.where(background_rule, torch.sigmoid(z), weight)
+    if background_rule:
+        unweighted = (weight == 0) & (mask < 0.5)
+        weight = torch.where(unweighted, torch.sigmoid(z), weight)
     bce = (weight * entropy).mean()
     scale = 1e6 / torch.sqrt(weight.detach().sum().clamp(min=1.0))
     return _result(bce * scale, {"bce": bce}, return_parts)

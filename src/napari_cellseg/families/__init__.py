@@ -15,6 +15,7 @@ from napari_cellseg.errors import CellsegError
 from napari_cellseg.families.base import Family, LabelCrop, NoParams, param
 from napari_cellseg.families.dcan import Dcan
 from napari_cellseg.families.omni import Omni
+from napari_cellseg.families.track import TrackFamily
 from napari_cellseg.families.unet import Unet
 
 _REGISTRY: dict[str, Family] = {}
@@ -52,7 +53,7 @@ def get_family(name: str) -> Family:
         raise CellsegError(f"architecture {name!r} is not one of {', '.join(_REGISTRY)}") from None
 
 
-for _family in (Omni(), Unet(), Dcan()):
+for _family in (Omni(), Unet(), Dcan(), TrackFamily()):
     register(_family)
 
 __all__ = [

@@ -100,14 +100,16 @@ class Family:
     uses_nclasses
         Whether ``--nclasses`` means something to the family (``omni``: 2 or 3 fields); a
         fine-tuned model must then keep its value.
-    output_names
-        Names of the maps :meth:`named_outputs` returns (``--save_flows`` writes them).
+    tracks
+        Whether its models link cells across frames (``cellseg track``) instead of segmenting
+        one image; they are refused where a segmentation model is needed.
     """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
     uses_nclasses: ClassVar[bool] = False
+    tracks: ClassVar[bool] = False
 
     # -- network ------------------------------------------------------------------------
     def n_outputs(self, spec: ModelSpec) -> int:
@@ -125,6 +127,23 @@ class Family:
         return ResUNet(spec)
 
     # -- training -----------------------------------------------------------------------
+    def input_channels(self, config: TrainConfig) -> int:
+        """Input channels of a new network: the image's (``--nchan``) unless the family fixes
+        its own input."""
+        return int(config.nchan)
+
+    def load_items(self, path: str, config: TrainConfig) -> list[Any]:
+        """The training samples of a folder (``+`` joins several)."""
+        from napari_cellseg.train.samples import load_items
+
+        return load_items(path, config)
+
+    def crop_maker(self, config: TrainConfig, *, augment: bool) -> Any:
+        """A callable ``(item, rng) -> (x, y)`` making one training (or validation) pair."""
+        from napari_cellseg.train.samples import CropMaker
+
+        return CropMaker(config, augment=augment)
+
     def config_problems(self, config: TrainConfig) -> list[str]:
         """Contradictions among the training options that only this family knows of."""
         if not self.uses_nclasses and config.nclasses == 3:

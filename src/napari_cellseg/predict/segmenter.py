@@ -128,6 +128,12 @@ class Segmenter:
         self.batch_size = batch_size
         self.diameter = float(diameter)
         self.family = get_family(spec.arch)
+        if self.family.tracks:
+            raise CellsegError(
+                f"{name} is a tracking model ({spec.arch}): it links cells across frames and "
+                "does not segment; use `cellseg track --model` (or the Track widget), and a "
+                "segmentation model here"
+            )
         training = meta.get("training") or {}
         self.channels = Channels(
             nchan=spec.nchan,

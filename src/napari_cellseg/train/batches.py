@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.train.samples import CropMaker, TrainItem
+from napari_cellseg.families import get_family
 
 
 class CropDataset(torch.utils.data.Dataset):
@@ -16,7 +17,11 @@ class CropDataset(torch.utils.data.Dataset):
     whatever the number of worker processes, and a resumed run continues identically."""
 
     def __init__(
-        self, items: Sequence[TrainItem], maker: CropMaker, seed: int, n_per_epoch: int
+        self,
+        items: Sequence[Any],
+        maker: Callable[[Any, np.random.Generator], tuple[np.ndarray, np.ndarray]],
+        seed: int,
+        n_per_epoch: int,
     ) -> None:
         self.items, self.maker = items, maker
         self.seed, self.n_per_epoch = seed, n_per_epoch
@@ -60,12 +65,12 @@ def worker_init(_: int) -> None:
 
 
 def validation_batches(
-    config: TrainConfig, val_items: Sequence[TrainItem] | None
+    config: TrainConfig, val_items: Sequence[Any] | None
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Fixed, unaugmented validation crops (the same every epoch)."""
     if not val_items:
         return []
-    maker = CropMaker(config, augment=False)
+    maker = get_family(config.architecture).crop_maker(config, augment=False)
     xs, ys = [], []
     for i, item in enumerate(val_items):
         for k in range(2):

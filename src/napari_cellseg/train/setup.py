@@ -19,13 +19,14 @@ import torch
 from napari_cellseg import __version__
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.families import get_family
 from napari_cellseg.io.outputs import remove_stale_temporaries
 from napari_cellseg.models import ModelSpec
 from napari_cellseg.preprocess import NORMALIZATION
 from napari_cellseg.runtime import autocast_dtype, pick_device
 from napari_cellseg.train.batches import crops_per_epoch
 from napari_cellseg.train.logs import csv_path
-from napari_cellseg.train.samples import TrainItem, load_items
+from napari_cellseg.train.samples import TrainItem
 
 
 @dataclass
@@ -97,16 +98,17 @@ def set_up(
     config.validate()
     model_path = Path(config.resume or config.model or default_model_path(config))
     _check_outputs(config, model_path)
+    family = get_family(config.architecture)
     if items is None:
         if not config.dir:
             raise CellsegError("no training data: pass --dir (or --train_data)")
-        items = load_items(config.dir, config)
+        items = family.load_items(config.dir, config)
     if val_items is None and config.test_dir:
-        val_items = load_items(config.test_dir, config)
+        val_items = family.load_items(config.test_dir, config)
     items = list(items)
     if not items:
         raise CellsegError("no training samples")
-    _warn_sparse(items)
+    _warn_sparse([it for it in items if isinstance(it, TrainItem)])
 
     torch.manual_seed(config.seed)
     device = pick_device("auto" if config.use_gpu else config.device)
@@ -206,7 +208,7 @@ def model_spec(config: TrainConfig) -> ModelSpec:
         kwargs["nbase"] = tuple(config.nbase)
     return ModelSpec(
         arch=config.architecture,
-        nchan=config.nchan,
+        nchan=get_family(config.architecture).input_channels(config),
         nclasses=config.nclasses,
         dim=2,
         dropout=config.dropout,

@@ -19,7 +19,6 @@ from napari_cellseg.errors import CellsegError
 from napari_cellseg.families import get_family
 from napari_cellseg.train.batches import CropDataset, epoch_batches, validation_batches, worker_init
 from napari_cellseg.train.logs import Logger
-from napari_cellseg.train.samples import CropMaker
 from napari_cellseg.train.setup import RunSetup, checkpoint_meta, lr_at
 
 
@@ -103,7 +102,10 @@ class Trainer:
         run = self.run
         return torch.utils.data.DataLoader(
             CropDataset(
-                run.items, CropMaker(self.config, augment=True), self.config.seed, run.n_per_epoch
+                run.items,
+                get_family(self.config.architecture).crop_maker(self.config, augment=True),
+                self.config.seed,
+                run.n_per_epoch,
             ),
             batch_sampler=epoch_batches(
                 run.start_epoch, self.config.n_epochs, run.n_per_epoch, self.config.batch_size

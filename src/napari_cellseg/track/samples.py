@@ -1,0 +1,379 @@
+"""Tracking training samples: DeLTA's six folders, or built from any labelled time-lapse.
+
+A sample is one cell at frame t-1 (the seed) and what it became at frame t: itself, its two
+daughters if it divided, or nothing if it left. The network sees a window centred on the seed:
+``[image t, seed mask t-1, image t-1, all cells t]`` and learns the ``mot_dau`` mask (the seed's
+cell(s) at t) with DeLTA's :func:`~napari_cellseg.track.weights.tracking_weights`.
+
+Samples built from a sequence share their frames (a 1024 x 1024 movie of 90 frames and 2,000
+cells holds its 90 frames once); DeLTA's folders hold one window per sample.
+
+This module is torch-free: :class:`TrackCropMaker` runs in data-loader worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_cellseg.errors import CellsegError
+from napari_cellseg.track.ctc import Track
+from napari_cellseg.track.weights import tracking_weights
+
+if TYPE_CHECKING:
+    from napari_cellseg.config import TrainConfig
+
+#: DeLTA's folders of a tracking set, in the order of its ``train_generator_track``.
+FOLDERS = ("previmg", "seg", "img", "segall", "mot_dau", "wei")
+#: Interpolation order of each of them when augmenting (DeLTA: images 1, masks and weights 0).
+ORDERS = {"img": 1, "seg": 0, "previmg": 1, "segall": 0, "mot_dau": 0, "wei": 0}
+#: Augmentation of DeLTA's tracking example script, used without ``--augment_ops``.
+DEFAULT_OPS: dict[str, Any] = {
+    "rotation": 1.0,
+    "zoom": 0.15,
+    "horizontal_flip": True,
+    "vertical_flip": True,
+    "illumination_voodoo": True,
+    "histogram_voodoo": True,
+}
+
+
+@dataclass
+class FramePair:
+    """Two consecutive frames of a sequence, shared by the samples of their cells.
+
+    Attributes
+    ----------
+    name
+        Where they come from (``<sequence> t=<t>``).
+    prev_image, image
+        float32 ``(Y, X)`` normalised images at t-1 and t.
+    prev_labels, labels
+        int32 ``(Y, X)`` labels at t-1 and t (ids consistent over time for sequences).
+    """
+
+    name: str
+    prev_image: np.ndarray
+    image: np.ndarray
+    prev_labels: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass
+class TrackItem:
+    """One tracking sample.
+
+    Attributes
+    ----------
+    name
+        The sample's name (frame pair and seed id, or the DeLTA file stem).
+    pair
+        Its frames.
+    seed
+        Id of the seed cell in ``pair.prev_labels``.
+    targets
+        Ids in ``pair.labels`` of what the seed became (empty: it vanished).
+    centre
+        ``(y, x)`` the window is centred on (the seed's centroid).
+    mot_dau, weights
+        DeLTA folders' own target and weight windows (None for sequence samples, whose
+        target comes from ``targets`` and weights are computed per crop).
+    """
+
+    name: str
+    pair: FramePair
+    seed: int
+    targets: tuple[int, ...]
+    centre: tuple[float, float]
+    mot_dau: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+    @property
+    def divides(self) -> bool:
+        """Whether the seed divided between the two frames."""
+        return len(self.targets) == 2
+
+
+def normalised(frame: np.ndarray, source: str) -> np.ndarray:
+    """One greyscale frame normalised as for segmentation (percentiles), float32 ``(Y, X)``."""
+    from napari_cellseg.preprocess import Channels, prepare_image
+
+    return prepare_image(np.asarray(frame), Channels(nchan=1), source=source)[0][0]
+
+
+def items_from_sequence(
+    images: Sequence[np.ndarray] | np.ndarray,
+    labels: np.ndarray,
+    tracks: Sequence[Track],
+    *,
+    name: str = "sequence",
+    frames: tuple[int, int] | None = None,
+) -> list[TrackItem]:
+    """Samples of a labelled time-lapse: one per cell present at t-1, for every t >= 1.
+
+    Parameters
+    ----------
+    images
+        ``T`` greyscale frames ``(Y, X)``.
+    labels
+        ``(T, Y, X)`` labels whose ids are track ids (CTC ``man_track`` masks, or a napari
+        Labels stack with ids consistent over time).
+    tracks
+        The track table: a cell ``a`` at t-1 continues as ``a`` at t, or divided into the
+        tracks whose parent is ``a`` and that begin at t.
+    name
+        Prefix of the sample names.
+    frames
+        ``(first, stop)``: only pairs with ``first <= t-1`` and ``t < stop`` (a cross-validation
+        fold over frame ranges); None: all.
+
+    Raises
+    ------
+    CellsegError
+        When images and labels differ in frame count or shape, naming the frame.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise CellsegError(
+            f"{name}: tracking needs a time-lapse (T, Y, X) of labels, not an array of shape "
+            f"{labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise CellsegError(f"{name}: {len(images)} image frames but {len(labels)} label frames")
+    children: dict[int, list[int]] = {}
+    for t in tracks:
+        if t.parent:
+            children.setdefault(t.parent, []).append(t.id)
+    begins = {t.id: t.begin for t in tracks}
+    first, stop = frames or (0, len(labels))
+    items: list[TrackItem] = []
+    normed: dict[int, np.ndarray] = {}
+
+    def image(k: int) -> np.ndarray:
+        if k not in normed:
+            if np.shape(images[k])[-2:] != labels.shape[1:]:
+                raise CellsegError(
+                    f"{name}: frame {k} image is {np.shape(images[k])} but its labels are "
+                    f"{labels.shape[1:]}"
+                )
+            normed[k] = normalised(images[k], f"{name} frame {k}")
+        return normed[k]
+
+    for t in range(max(first, 0) + 1, min(stop, len(labels))):
+        prev, cur = labels[t - 1].astype(np.int32), labels[t].astype(np.int32)
+        ids = np.unique(prev)
+        ids = ids[ids > 0]
+        if not len(ids):
+            continue
+        present = set(np.unique(cur).tolist())
+        pair = FramePair(f"{name} t={t}", image(t - 1), image(t), prev, cur)
+        centres = ndi.center_of_mass(np.ones_like(prev), prev, ids)
+        for cell, centre in zip(ids.tolist(), centres):
+            if cell in present:
+                targets: tuple[int, ...] = (cell,)
+            else:
+                targets = tuple(c for c in children.get(cell, []) if begins.get(c) == t)
+            items.append(TrackItem(f"{pair.name} cell {cell}", pair, cell, targets, tuple(centre)))
+    return items
+
+
+def read_delta_folders(path: str | Path) -> list[TrackItem]:
+    """Samples of DeLTA's six folders (``previmg seg img segall mot_dau [wei]``), matched by stem.
+
+    Raises
+    ------
+    CellsegError
+        For a missing folder, files without partners or windows of different shapes, naming
+        the file.
+    """
+    from napari_cellseg.io.images import read_image, read_mask
+
+    root = Path(path)
+    missing = [f for f in FOLDERS[:-1] if not (root / f).is_dir()]
+    if missing:
+        raise CellsegError(
+            f"{root} is not a DeLTA tracking set: it lacks {', '.join(f + '/' for f in missing)} "
+            f"(a tracking set has {' '.join(f + '/' for f in FOLDERS)}, wei/ optional)"
+        )
+    stems = {f: _by_stem(root / f) for f in FOLDERS if (root / f).is_dir()}
+    names = sorted(stems["img"])
+    for folder in FOLDERS[:-1]:
+        lonely = sorted(set(names) ^ set(stems[folder]))
+        if lonely:
+            raise CellsegError(
+                f"{root}: {lonely[0]} is in {'img' if lonely[0] in names else folder}/ but not in "
+                f"{folder if lonely[0] in names else 'img'}/; every sample needs one file of the "
+                "same stem in each folder"
+            )
+    items = []
+    for stem in names:
+        raw = {f: stems[f][stem] for f in FOLDERS if f in stems and stem in stems[f]}
+        img = read_image(raw["img"])
+        arrays = {
+            "img": normalised(img, str(raw["img"])),
+            "previmg": normalised(read_image(raw["previmg"]), str(raw["previmg"])),
+            **{f: read_mask(raw[f]) > 0 for f in ("seg", "segall", "mot_dau")},
+        }
+        shapes = {f: a.shape for f, a in arrays.items()}
+        if len(set(shapes.values())) > 1:
+            raise CellsegError(f"{root}: the files of sample {stem} differ in shape: {shapes}")
+        weights = None
+        if "wei" in raw:
+            weights = read_image(raw["wei"]).astype(np.float32)
+        segall = ndi.label(arrays["segall"])[0].astype(np.int32)
+        seed = arrays["seg"].astype(np.int32)
+        pair = FramePair(stem, arrays["previmg"], arrays["img"], seed, segall)
+        centre = tuple((np.asarray(seed.shape) - 1) / 2)
+        items.append(
+            TrackItem(
+                stem,
+                pair,
+                1,
+                (),
+                centre,
+                mot_dau=arrays["mot_dau"],
+                weights=weights,
+            )
+        )
+    if not items:
+        raise CellsegError(f"{root}: img/ holds no images")
+    return items
+
+
+def _by_stem(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.name[0] != "."}
+
+
+def load_track_items(path: str | Path, config: TrainConfig | None = None) -> list[TrackItem]:
+    """Tracking samples of a folder: DeLTA's six folders, or a Cell Tracking Challenge sequence
+    (``01/`` with ``01_GT/TRA`` beside it, or the ``01_GT/TRA`` folder with the images found).
+
+    ``path`` may join several folders with ``+``.
+    """
+    items: list[TrackItem] = []
+    for part in str(path).split("+"):
+        root = Path(part)
+        if (root / "img").is_dir() and (root / "mot_dau").is_dir():
+            items += read_delta_folders(root)
+            continue
+        from napari_cellseg.track import ctc
+
+        seq = ctc.read_sequence(root)
+        if seq.images is None or seq.labels is None or seq.tracks is None:
+            raise CellsegError(
+                f"{root}: a tracking set needs images, labels and a track table; found "
+                f"{'no images' if seq.images is None else 'no tracking ground truth'}"
+            )
+        items += items_from_sequence(seq.images, seq.labels, seq.tracks, name=seq.name)
+    if not items:
+        raise CellsegError(f"no tracking samples found in {path}")
+    return items
+
+
+def window_box(
+    centre: Sequence[float], size: tuple[int, int], shape: tuple[int, int]
+) -> tuple[int, int]:
+    """Top-left corner of a ``size`` window centred on ``centre``, moved inside the image.
+
+    Where the image is smaller than the window the corner is negative (the window is padded).
+    """
+    corner = []
+    for c, s, n in zip(centre, size, shape):
+        top = int(round(c - s / 2))
+        corner.append(min(max(top, 0), n - s) if n >= s else -((s - n) // 2))
+    return corner[0], corner[1]
+
+
+def cut(array: np.ndarray, corner: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """The ``size`` window at ``corner`` of a ``(Y, X)`` array, zero outside it."""
+    out = np.zeros(size, array.dtype)
+    y0, x0 = corner
+    sy = slice(max(y0, 0), min(y0 + size[0], array.shape[0]))
+    sx = slice(max(x0, 0), min(x0 + size[1], array.shape[1]))
+    out[sy.start - y0 : sy.stop - y0, sx.start - x0 : sx.stop - x0] = array[sy, sx]
+    return out
+
+
+def network_input(
+    pair: FramePair,
+    seed: int,
+    prev_corner: tuple[int, int],
+    corner: tuple[int, int],
+    size: tuple[int, int],
+) -> np.ndarray:
+    """The 4-channel window ``[image t, seed t-1, image t-1, cells t]``, float32.
+
+    ``seed`` is the seed's id in ``pair.prev_labels``; frame t's window may sit elsewhere than
+    frame t-1's (training jitters it to mimic drift).
+    """
+    return np.stack(
+        [
+            cut(pair.image, corner, size),
+            (cut(pair.prev_labels, prev_corner, size) == seed).astype(np.float32),
+            cut(pair.prev_image, prev_corner, size),
+            cut(pair.labels > 0, corner, size).astype(np.float32),
+        ]
+    )
+
+
+class TrackCropMaker:
+    """Turns a tracking sample into one augmented ``(x, y)`` pair.
+
+    ``x`` is float32 ``(4, H, W)`` (see :func:`network_input`), ``y`` float32 ``(2, H, W)``:
+    the ``mot_dau`` mask and its weights.
+
+    Parameters
+    ----------
+    config
+        Training options: the window is ``--tyx``, the drift jitter ``--track_shift``,
+        augmentation ``--augment_ops`` (DeLTA's tracking defaults without it).
+    augment
+        False for validation: no jitter, no augmentation.
+    """
+
+    def __init__(self, config: TrainConfig, *, augment: bool = True) -> None:
+        self.size = config.crop_shape
+        self.shift = int(config.track_shift) if augment else 0
+        self.ops: dict[str, Any] | None = None
+        if augment:
+            from napari_cellseg.augment import load_augment_ops
+
+            ops = load_augment_ops(config.augment_ops) if config.augment_ops else DEFAULT_OPS
+            self.ops = dict(ops)
+            if self.size[0] != self.size[1]:  # a 90 degree turn would change the window shape
+                self.ops.pop("rotations_90d", None)
+
+    def __call__(self, item: TrackItem, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(x, y)`` for one sample."""
+        from napari_cellseg.augment import delta_augment
+
+        pair, size = item.pair, self.size
+        shape = pair.labels.shape
+        prev_corner = window_box(item.centre, size, shape)
+        jitter = rng.integers(-self.shift, self.shift + 1, 2) if self.shift else (0, 0)
+        corner = window_box(np.add(item.centre, jitter), size, shape)
+        x = network_input(pair, item.seed, prev_corner, corner, size)
+        if item.mot_dau is not None:
+            target = cut(item.mot_dau, corner, size)
+        else:
+            target = cut(np.isin(pair.labels, item.targets), corner, size)
+        weights = None if item.weights is None else cut(item.weights, corner, size)
+        if self.ops:
+            stack = [x[0], x[1], x[2], x[3], target.astype(np.float32)]
+            orders = [ORDERS["img"], ORDERS["seg"], ORDERS["previmg"], ORDERS["segall"], 0]
+            if weights is not None:
+                stack.append(weights)
+                orders.append(ORDERS["wei"])
+            out = delta_augment(stack, self.ops, orders, rng)
+            x = np.stack(out[:4]).astype(np.float32)
+            target = out[4] > 0.5
+            weights = out[5] if weights is not None else None
+        if weights is None:
+            weights = tracking_weights(target, x[3])
+        y = np.stack([target.astype(np.float32), np.asarray(weights, np.float32)])
+        return np.ascontiguousarray(x, np.float32), y
