@@ -20,6 +20,7 @@ found); otherwise a ratio with a zero denominator is 0.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -359,3 +360,31 @@ def summarize(rows: Sequence[dict]) -> dict[str, float | int]:
     out["pooled_f1"] = _ratio(2 * tp, n_gt + n_pred, empty)
     out["pooled_pq"] = _ratio(sum_iou, tp + 0.5 * (fp + fn), empty)
     return out
+
+
+def tracking_scores(
+    res_dir: str | os.PathLike, gt_dir: str | os.PathLike, **kwargs
+) -> dict[str, float]:
+    """Cell Tracking Challenge DET, SEG and TRA of a result folder against its ground truth.
+
+    A thin entry point to :func:`napari_cellseg.track.scores.ctc_scores` (imported only when
+    called; it needs ``pip install napari-cellseg[track]``).
+
+    Parameters
+    ----------
+    res_dir : str or os.PathLike
+        The result folder (``01_RES``: ``maskNNN.tif`` + ``res_track.txt``).
+    gt_dir : str or os.PathLike
+        The ground truth (``01_GT`` with ``TRA/`` and optionally ``SEG/``).
+    **kwargs
+        Passed on (``metrics=("DET", "TRA")``).
+
+    Returns
+    -------
+    dict
+        The scores (a :class:`~napari_cellseg.track.scores.CTCScores`, whose ``skipped``
+        says why a measure was not computed).
+    """
+    from napari_cellseg.track.scores import ctc_scores
+
+    return ctc_scores(res_dir, gt_dir, **kwargs)

@@ -119,3 +119,89 @@ def test_stacks_are_scored_frame_by_frame(tmp_path, capsys):
     assert main(args) == 0
     rows = json.loads(capsys.readouterr().out)["images"]
     assert [(r["name"], r["n_gt"], r["n_pred"]) for r in rows] == [("s[0]", 2, 1), ("s[1]", 1, 2)]
+
+
+# --------------------------------------------------------------------------------------------
+# --tracking: Cell Tracking Challenge scores of a result folder
+
+
+@pytest.fixture
+def tracking(tmp_path: Path) -> tuple[Path, Path]:
+    """A ground truth 01_GT (TRA and one SEG frame) of two cells over 4 frames, and a result
+    01_RES that swaps them from frame 2 on (hand-computed AOGM: ED 2 + 1.5 * EA 2 = 5 of
+    AOGM_0 = 10 * 8 cells + 1.5 * 6 edges = 89)."""
+    pytest.importorskip("ctc_metrics")
+    from napari_cellseg.track.ctc import Track, write_result, write_tracks
+
+    gt_labels = np.zeros((4, 12, 24), np.uint16)
+    gt_labels[:, 2:6, 2:6] = 1
+    gt_labels[:, 2:6, 14:18] = 2
+    tracks = [Track(1, 0, 3, 0), Track(2, 0, 3, 0)]
+    tra = tmp_path / "01_GT" / "TRA"
+    tra.mkdir(parents=True)
+    for t, frame in enumerate(gt_labels):
+        tifffile.imwrite(tra / f"man_track{t:03d}.tif", frame)
+    write_tracks(tra / "man_track.txt", tracks)
+    (tmp_path / "01_GT" / "SEG").mkdir()
+    seg = gt_labels[0].copy()
+    seg[2:6, 6:8] = 1  # the left cell is 4 x 6 in the segmentation: IoU 16 / 24 with the result
+    tifffile.imwrite(tmp_path / "01_GT" / "SEG" / "man_seg000.tif", seg)
+    res = gt_labels.copy()
+    res[2:][gt_labels[2:] == 1] = 2
+    res[2:][gt_labels[2:] == 2] = 1
+    write_result(tmp_path / "01_RES", res, tracks)
+    return tmp_path / "01_RES", tmp_path / "01_GT"
+
+
+def test_tracking_prints_det_seg_tra(tracking, capsys):
+    res, gt = tracking
+    assert main(["evaluate", "--tracking", str(res), "--gt", str(gt)]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert lines["DET"][1] == "1.0000"
+    assert lines["SEG"][1] == f"{(1 + 16 / 24) / 2:.4f}"
+    assert lines["TRA"][1] == f"{1 - 5 / 89:.4f}"
+    assert lines["AOGM"][1] == "5" and "89" in out and "ED 2" in out and "EA 2" in out
+
+
+def test_tracking_json_and_csv(tracking, tmp_path, capsys):
+    res, gt = tracking
+    out_csv = tmp_path / "tracking.csv"
+    args = ["evaluate", "--tracking", str(res), "--gt", str(gt), "--json", "--csv", str(out_csv)]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scores"]["TRA"] == pytest.approx(1 - 5 / 89)
+    assert report["scores"]["AOGM_ED"] == 2 and report["skipped"] == {}
+    with open(out_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 1 and float(rows[0]["TRA"]) == pytest.approx(1 - 5 / 89)
+    assert float(rows[0]["AOGM"]) == 5.0
+    assert main(args) == 2  # the CSV exists now
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_tracking_without_seg_says_why(tracking, capsys):
+    res, gt = tracking
+    assert main(["evaluate", "--tracking", str(res), "--gt", str(gt / "TRA")]) == 0
+    out = capsys.readouterr().out
+    assert "SEG  skipped:" in out and "TRA folder" in out
+
+
+def test_tracking_bad_folders_exit_2(tracking, tmp_path, capsys):
+    res, gt = tracking
+    assert main(["evaluate", "--tracking", str(tmp_path / "nope"), "--gt", str(gt)]) == 2
+    assert "--tracking" in capsys.readouterr().err
+    (res / "res_track.txt").write_text("1 0 3 0\n")
+    assert main(["evaluate", "--tracking", str(res), "--gt", str(gt)]) == 2
+    err = capsys.readouterr().err
+    assert "id 2 is in the labels but it is not in the track table" in err
+    assert "Traceback" not in err
+
+
+def test_pred_and_tracking_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", "--pred", str(tmp_path), "--tracking", str(tmp_path), "--gt", "x"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--gt", str(tmp_path)])
+    assert "one of the arguments --pred --tracking is required" in capsys.readouterr().err

@@ -3,6 +3,10 @@
 Files are paired by base name: ``<base><pred_filter>.<ext>`` in ``--pred`` with
 ``<base><gt_filter>.<ext>`` in ``--gt`` (``.tif``, ``.tiff`` or ``.png``). A stack of label
 matrices is scored frame by frame, one row per frame.
+
+With ``--tracking RES_DIR`` instead of ``--pred``, a Cell Tracking Challenge result folder
+(``maskNNN.tif`` + ``res_track.txt``) is scored against ``--gt`` (the ``01_GT`` folder with
+``TRA/`` and ``SEG/``): DET, SEG and TRA with the AOGM (:mod:`napari_cellseg.track.scores`).
 """
 
 from __future__ import annotations
@@ -40,14 +44,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Pair predicted and ground-truth label files by base name and report, per image "
             "and as the mean over images: AP at IoU 0.5 and 0.75, mAP over IoU 0.50:0.05:0.95 "
             "(AP = TP/(TP+FP+FN)), precision, recall, F1, mean matched IoU and panoptic "
-            "quality, all at IoU 0.5 unless stated."
+            "quality, all at IoU 0.5 unless stated. With --tracking RES_DIR instead of --pred: "
+            "the Cell Tracking Challenge scores DET, SEG and TRA (with the AOGM) of a result "
+            "folder (maskNNN.tif + res_track.txt) against --gt, the 01_GT folder (TRA/ and "
+            "SEG/); needs napari-cellseg[track]."
         ),
     )
-    parser.add_argument(
-        "--pred", required=True, type=Path, metavar="DIR", help="folder of predicted masks"
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--pred", type=Path, metavar="DIR", help="folder of predicted masks")
+    mode.add_argument(
+        "--tracking",
+        type=Path,
+        metavar="RES_DIR",
+        help="a CTC tracking result folder (maskNNN.tif + res_track.txt) to score with DET, "
+        "SEG and TRA against --gt (the 01_GT folder)",
     )
     parser.add_argument(
-        "--gt", required=True, type=Path, metavar="DIR", help="folder of ground-truth masks"
+        "--gt",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="folder of ground-truth masks (with --tracking: the CTC 01_GT folder)",
     )
     parser.add_argument(
         "--pred_filter",
@@ -69,7 +86,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="print a JSON object (summary, per-image rows, unmatched files) instead of tables",
     )
-    parser.add_argument("--csv", type=Path, metavar="FILE", help="write the per-image rows as CSV")
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="write the per-image rows as CSV (with --tracking: one row of scores)",
+    )
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -79,7 +101,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    """Score every pair of files and report; return the exit status."""
+    """Score every pair of files (or a tracking result) and report; return the exit status."""
+    if args.tracking is not None:
+        return run_tracking(args)
     from napari_cellseg.io.images import read_mask
     from napari_cellseg.metrics import evaluate_pair, summarize
 
@@ -129,6 +153,53 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_tables(rows, summary)
     return 0
+
+
+#: Rows of the printed tracking scores: (key, label).
+_TRACKING = (("DET", "DET"), ("SEG", "SEG"), ("TRA", "TRA"))
+
+
+def run_tracking(args: argparse.Namespace) -> int:
+    """Score a CTC tracking result folder against its ground truth and report."""
+    from napari_cellseg.metrics import tracking_scores
+
+    res_dir, gt_dir = Path(args.tracking), Path(args.gt)
+    for option, folder in (("--tracking", res_dir), ("--gt", gt_dir)):
+        if not folder.is_dir():
+            raise CellsegError(f"{option} {folder}: no such folder")
+    if args.csv is not None:  # checked before any work, so that a refusal writes nothing
+        from napari_cellseg.io.outputs import refuse_existing, refuse_inputs
+
+        inputs = [p for folder in (res_dir, gt_dir) for p in folder.rglob("*") if p.is_file()]
+        refuse_inputs([args.csv], inputs, "--csv")
+        refuse_existing([args.csv], overwrite=args.overwrite, what="CSV file")
+    scores = tracking_scores(res_dir, gt_dir)
+    skipped = dict(getattr(scores, "skipped", {}))
+    row = {"result": str(res_dir), "gt": str(gt_dir)} | {
+        key: scores.get(key, "") for key, _ in _TRACKING
+    }
+    row |= {key: value for key, value in scores.items() if key.startswith("AOGM")}
+    if args.csv is not None:
+        _write_csv(args.csv, [row])
+    if args.json:
+        print(json.dumps({"scores": dict(scores), "skipped": skipped}, indent=2))
+        return 0
+    print(f"Cell Tracking Challenge scores of {res_dir} against {gt_dir}")
+    for key, label in _TRACKING:
+        if key in scores:
+            print(f"{label:<4} {scores[key]:.4f}")
+        elif key in skipped:
+            print(f"{label:<4} skipped: {skipped[key]}")
+    if "AOGM" in scores:
+        counts = ", ".join(f"{op} {int(scores[f'AOGM_{op}'])}" for op in _OPS)
+        print(
+            f"AOGM {scores['AOGM']:g} (building the ground truth from nothing: "
+            f"{scores['AOGM_0']:g}); operations {counts}"
+        )
+    return 0
+
+
+_OPS = ("NS", "FN", "FP", "ED", "EA", "EC")
 
 
 def pair_files(
