@@ -1,4 +1,5 @@
-"""Sample data: synthetic microscopy with exact labels (File > Open Sample > CellSeg)."""
+"""Sample data: synthetic microscopy with exact labels (File > Open Sample > CellSeg), and a
+synthetic time-lapse of dividing cells with its tracks."""
 
 from __future__ import annotations
 
@@ -33,4 +34,26 @@ def nuclei() -> list[LayerData]:
     return [
         (image, {"name": "nuclei", "colormap": "gray"}, "image"),
         labels_layer(labels, "nuclei_masks"),
+    ]
+
+
+def dividing_cells() -> list[LayerData]:
+    """A synthetic time-lapse of dividing nuclei, its labels (track ids) and its tracks.
+
+    The movie is :func:`napari_cellseg.synth.timelapse`'s default (20 frames of 256 x 256);
+    the Tracks layer joins each cell's centroids from frame to frame, and its graph each
+    daughter to its mother.
+
+    Returns
+    -------
+    list of tuple
+        Image layer ``dividing_cells`` ``(T, Y, X)``, Labels layer ``dividing_cells_masks``
+        and Tracks layer ``dividing_cells_tracks`` (rows ``[track id, t, y, x]``).
+    """
+    movie = synth.timelapse(seed=0)
+    tracks = {"name": "dividing_cells_tracks", "graph": movie.graph, "tail_length": 5}
+    return [
+        (movie.images, {"name": "dividing_cells", "colormap": "gray"}, "image"),
+        labels_layer(movie.labels, "dividing_cells_masks"),
+        (movie.tracks_data(), tracks, "tracks"),
     ]

@@ -86,8 +86,9 @@ def add_noise(
     return np.clip(noisy, 0, None).astype(np.float32)
 
 
-def clean_labels(labels: np.ndarray) -> np.ndarray:
-    """Make drawn labels clean ground truth, renumbered ``1..N``.
+def clean_labels(labels: np.ndarray, *, renumber: bool = True) -> np.ndarray:
+    """Make drawn labels clean ground truth, renumbered ``1..N`` (unless ``renumber`` is False:
+    then each label keeps its id, as the time-lapses' track ids must).
 
     Each label keeps its largest 4-connected piece, and the thin background seams between
     cells that QC reports as gaps (the notches where outlines drawn almost touching meet at an
@@ -95,17 +96,18 @@ def clean_labels(labels: np.ndarray) -> np.ndarray:
     pixel takes the id of its nearest cell), repeated until none is left, so that the labels pass
     :func:`napari_cellseg.qc.run_qc` without a gap warning.
     """
-    labels = _largest_pieces(labels)
+    labels = _largest_pieces(labels, renumber)
     for _ in range(_SEAM_ROUNDS):
         closed = fix(labels, "gap")
         if np.array_equal(closed, labels):
             break
-        labels = _largest_pieces(closed)
+        labels = _largest_pieces(closed, renumber)
     return labels
 
 
-def _largest_pieces(labels: np.ndarray) -> np.ndarray:
-    """Keep the largest 4-connected piece of each label and renumber ``1..N`` (int32)."""
+def _largest_pieces(labels: np.ndarray, renumber: bool = True) -> np.ndarray:
+    """Keep the largest 4-connected piece of each label and renumber ``1..N`` (int32; ids kept
+    unless ``renumber``)."""
     pieces = _connected_label(labels, background=0, connectivity=1)
     n_pieces = int(pieces.max())
     if n_pieces == 0:
@@ -118,5 +120,6 @@ def _largest_pieces(labels: np.ndarray) -> np.ndarray:
     order = np.lexsort((size[ids], owner[ids]))
     last = np.r_[owner[ids][order][1:] != owner[ids][order][:-1], True]
     lookup = np.zeros(n_pieces + 1, dtype=np.int32)
-    lookup[ids[order][last]] = np.arange(1, int(last.sum()) + 1, dtype=np.int32)
+    kept = ids[order][last]
+    lookup[kept] = owner[kept] if not renumber else np.arange(1, len(kept) + 1, dtype=np.int32)
     return lookup[pieces]

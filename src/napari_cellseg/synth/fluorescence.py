@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -78,16 +80,54 @@ def nuclei(
     labels, level = _rasterize_nuclei(shape, blobs, rng)
     labels = clean_labels(labels)
     level[labels == 0] = 0.0
+    texture = chromatin(shape, rng)
+    optics = Widefield.draw(shape, rng)
+    return optics.image(level * texture, rng, noise), labels
+
+
+def chromatin(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Multiplicative chromatin texture about 1: fine grain and coarser clumps (float32)."""
     grain = ndi.gaussian_filter(white(shape, rng), 1.2)
     clumps = ndi.gaussian_filter(white(shape, rng), 4.0, truncate=3.0)
-    texture = 1.0 + 0.08 * unit(grain) + 0.08 * unit(clumps)
-    signal = level * texture
-    signal = ndi.gaussian_filter(signal, rng.uniform(0.8, 1.4))
-    signal += 0.04 * ndi.gaussian_filter(signal, 12.0, truncate=2.5)
-    haze = 1.0 + 0.03 * unit(SmoothField(shape, 40.0, rng)(*np.indices(shape)))
-    background = rng.uniform(130.0, 170.0) * illumination(shape, rng, 0.1) * haze
-    image = background + signal * illumination(shape, rng, 0.15)
-    return add_noise(image, rng, noise, float(np.median(background))), labels
+    return 1.0 + 0.08 * unit(grain) + 0.08 * unit(clumps)
+
+
+@dataclass(frozen=True)
+class Widefield:
+    """What a widefield fluorescence microscope adds to the nuclei's signal: blur, a dim
+    out-of-focus haze, a background offset with uneven illumination, and the camera noise.
+
+    Drawn once per image by :func:`nuclei` (once per movie by the time-lapses, so that only
+    the noise changes from frame to frame).
+
+    Attributes
+    ----------
+    blur
+        Standard deviation of the optics' blur in pixels.
+    background
+        Background counts ``(Y, X)`` (offset times illumination and haze).
+    gain
+        Illumination gain ``(Y, X)`` applied to the signal.
+    """
+
+    blur: float
+    background: np.ndarray
+    gain: np.ndarray
+
+    @classmethod
+    def draw(cls, shape: tuple[int, int], rng: np.random.Generator) -> Widefield:
+        """Random optics for images of ``shape``."""
+        blur = rng.uniform(0.8, 1.4)
+        haze = 1.0 + 0.03 * unit(SmoothField(shape, 40.0, rng)(*np.indices(shape)))
+        background = rng.uniform(130.0, 170.0) * illumination(shape, rng, 0.1) * haze
+        return cls(blur, background, illumination(shape, rng, 0.15))
+
+    def image(self, signal: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
+        """The camera image (float32) of the nuclei's ``signal`` (sharp, in counts)."""
+        signal = ndi.gaussian_filter(signal, self.blur)
+        signal += 0.04 * ndi.gaussian_filter(signal, 12.0, truncate=2.5)
+        image = self.background + signal * self.gain
+        return add_noise(image, rng, noise, float(np.median(self.background)))
 
 
 def _place_nuclei(
@@ -143,15 +183,60 @@ def _rasterize_nuclei(
     shape: tuple[int, int], blobs: list[tuple[float, ...]], rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw star-shaped blobs; a pixel goes to the blob whose outline it is deepest inside."""
-    labels = np.zeros(shape, dtype=np.int32)
-    score = np.ones(shape, dtype=np.float32)
-    level = np.zeros(shape, dtype=np.float32)
-    for k, (cx, cy, a, b, angle, bright, is_mitotic) in enumerate(blobs):
+    canvas = NucleusCanvas(shape)
+    for k, blob in enumerate(blobs):
+        is_mitotic = blob[6]
         harmonics = rng.normal(0, 0.08 if is_mitotic else 0.03, 4)
         phases = rng.uniform(0, 2 * np.pi, 4)
-        drawn = window(shape, cx, cy, a * (1 + np.abs(harmonics).sum()) + 2)
-        if drawn is None:
+        if canvas.reach(blob, harmonics) is None:
             continue
+        spots = _nucleoli(blob[3], rng) if not is_mitotic else None
+        canvas.draw(k + 1, blob, harmonics, phases, spots)
+    return canvas.labels, canvas.level
+
+
+class NucleusCanvas:
+    """Labels and signal level of nuclei drawn one at a time (:meth:`draw`); a pixel goes to
+    the nucleus whose outline it lies deepest inside."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self.labels = np.zeros(shape, dtype=np.int32)
+        self.score = np.ones(shape, dtype=np.float32)
+        self.level = np.zeros(shape, dtype=np.float32)
+
+    def reach(
+        self, blob: tuple[float, ...], harmonics: np.ndarray
+    ) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray] | None:
+        """Where ``blob`` may draw (:func:`~.canvas.window`); None when it is off the image."""
+        cx, cy, a = blob[:3]
+        return window(self.shape, cx, cy, a * (1 + np.abs(harmonics).sum()) + 2)
+
+    def draw(
+        self,
+        label: int,
+        blob: tuple[float, ...],
+        harmonics: np.ndarray,
+        phases: np.ndarray,
+        spots: np.ndarray | None,
+    ) -> None:
+        """Draw one nucleus.
+
+        Parameters
+        ----------
+        label
+            Its label.
+        blob
+            ``(cx, cy, a, b, angle, brightness, mitotic)``: centre, semi-axes, orientation.
+        harmonics, phases
+            Relative amplitudes and phases of the outline's harmonics 2 to 5.
+        spots
+            Nucleoli (:func:`_nucleoli`), None for none.
+        """
+        cx, cy, a, b, angle, bright, _ = blob
+        drawn = self.reach(blob, harmonics)
+        if drawn is None:
+            return
         box, yy, xx = drawn
         t = np.arctan2(yy, xx) - angle
         r = a * b / np.hypot(b * np.cos(t), a * np.sin(t))
@@ -159,24 +244,30 @@ def _rasterize_nuclei(
             1 + sum(h * np.cos((j + 2) * t + p) for j, (h, p) in enumerate(zip(harmonics, phases)))
         )
         q = np.hypot(xx, yy) / r
-        win = q < score[box]
+        win = q < self.score[box]
         # Flat-topped profile with a soft rim about 2 px wide, slightly domed.
         rim = np.clip((1.0 - q) * r / 2.0, 0.0, 1.0)
         profile = np.sqrt(rim) * (0.85 + 0.15 * np.sqrt(np.clip(1 - q * q, 0, 1)))
-        spots = _nucleoli(xx, yy, a, b, rng) if not is_mitotic else 1.0
-        score[box][win] = q[win]
-        labels[box][win] = k + 1
-        level[box][win] = (bright * profile * spots)[win]
-    return labels, level
+        field = _nucleoli_field(xx, yy, spots) if spots is not None else 1.0
+        self.score[box][win] = q[win]
+        self.labels[box][win] = label
+        self.level[box][win] = (bright * profile * field)[win]
 
 
-def _nucleoli(
-    xx: np.ndarray, yy: np.ndarray, a: float, b: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Multiplicative field with 0-3 dark nucleoli inside a nucleus (mostly 0 or 1)."""
-    field = np.ones(np.broadcast_shapes(xx.shape, yy.shape), dtype=np.float32)
+def _nucleoli(b: float, rng: np.random.Generator) -> np.ndarray:
+    """0-3 dark nucleoli (mostly 0 or 1) inside a nucleus of minor semi-axis ``b``: rows
+    ``(x, y, size, depth)``, the position relative to the nucleus' centre."""
+    spots = []
     for _ in range(rng.choice(4, p=(0.4, 0.35, 0.2, 0.05))):
         px, py = rng.uniform(-0.5, 0.5, 2) * b
         size = rng.uniform(1.5, 3.0)
-        field -= rng.uniform(0.2, 0.5) * np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / (2 * size**2))
+        spots.append((px, py, size, rng.uniform(0.2, 0.5)))
+    return np.array(spots, dtype=np.float64).reshape(-1, 4)
+
+
+def _nucleoli_field(xx: np.ndarray, yy: np.ndarray, spots: np.ndarray) -> np.ndarray:
+    """Multiplicative field of the nucleoli ``spots`` (:func:`_nucleoli`) at offsets ``xx, yy``."""
+    field = np.ones(np.broadcast_shapes(xx.shape, yy.shape), dtype=np.float32)
+    for px, py, size, depth in spots:
+        field -= float(depth) * np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / (2 * float(size) ** 2))
     return field

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
@@ -318,14 +320,73 @@ def _phase_contrast(
     noise: float,
 ) -> np.ndarray:
     """Render positive phase contrast from the cells' dome-shaped optical thickness."""
-    q = np.where(labels > 0, 1.0 - depth / radius, 1.0)
-    thickness = np.sqrt(np.clip(1.0 - q * q, 0.0, None)) * (2.0 * radius / w0)
-    blurred = ndi.gaussian_filter(thickness, rng.uniform(0.7, 1.2) * w0 / 10)
-    halo = ndi.gaussian_filter(thickness, rng.uniform(0.5, 0.8) * w0, truncate=3.0)
-    contrast = rng.uniform(1.1, 1.5)
-    rel = 1.0 - contrast * (blurred - rng.uniform(1.0, 1.15) * halo)
-    # A little structure in the cytoplasm.
-    rel -= 0.25 * thickness * ndi.gaussian_filter(white(labels.shape, rng), 1.5)
-    level = rng.uniform(1500.0, 2500.0)
-    image = np.clip(rel, 0.05, None) * level * illumination(labels.shape, rng, 0.15)
-    return add_noise(image, rng, noise, level)
+    optics = PhaseContrast.draw(labels.shape, w0, rng)
+    return optics.image(labels, depth, radius, optics.grain, rng, noise)
+
+
+@dataclass(frozen=True)
+class PhaseContrast:
+    """A positive phase-contrast microscope for cells about ``w0`` pixels wide: blur, halo and
+    shade-off, illumination, noise, and the cytoplasm's fine structure.
+
+    Drawn once per image by :func:`bacteria` (once per movie by the time-lapses, so that only
+    the noise changes from frame to frame).
+
+    Attributes
+    ----------
+    w0
+        Mean cell width in pixels (the scale of the blur and the halo).
+    blur, halo
+        Blur and halo widths relative to ``w0 / 10`` and ``w0``.
+    contrast, shade
+        Phase contrast, and the weight of the subtracted low-passed (halo) copy.
+    grain
+        Smooth white-noise field ``(Y, X)`` modulating the cytoplasm.
+    level
+        Background counts.
+    gain
+        Illumination gain ``(Y, X)``.
+    """
+
+    w0: float
+    blur: float
+    halo: float
+    contrast: float
+    shade: float
+    grain: np.ndarray
+    level: float
+    gain: np.ndarray
+
+    @classmethod
+    def draw(cls, shape: tuple[int, int], w0: float, rng: np.random.Generator) -> PhaseContrast:
+        """Random optics for images of ``shape``."""
+        blur, halo, contrast, shade = (rng.uniform(*r) for r in _PHASE_RANGES)
+        grain = ndi.gaussian_filter(white(shape, rng), 1.5)
+        level = rng.uniform(1500.0, 2500.0)
+        return cls(w0, blur, halo, contrast, shade, grain, level, illumination(shape, rng, 0.15))
+
+    def image(
+        self,
+        labels: np.ndarray,
+        depth: np.ndarray,
+        radius: np.ndarray,
+        grain: np.ndarray,
+        rng: np.random.Generator,
+        noise: float,
+    ) -> np.ndarray:
+        """The camera image (float32) of cells drawn by :func:`_rasterize_rods` (``labels``,
+        ``depth``, ``radius``), with ``grain`` (:attr:`grain`, or one that moves with them)."""
+        w0 = self.w0
+        q = np.where(labels > 0, 1.0 - depth / radius, 1.0)
+        thickness = np.sqrt(np.clip(1.0 - q * q, 0.0, None)) * (2.0 * radius / w0)
+        blurred = ndi.gaussian_filter(thickness, self.blur * w0 / 10)
+        halo = ndi.gaussian_filter(thickness, self.halo * w0, truncate=3.0)
+        rel = 1.0 - self.contrast * (blurred - self.shade * halo)
+        # A little structure in the cytoplasm.
+        rel -= 0.25 * thickness * grain
+        image = np.clip(rel, 0.05, None) * self.level * self.gain
+        return add_noise(image, rng, noise, self.level)
+
+
+#: Ranges of :class:`PhaseContrast`'s blur, halo, contrast and shade (drawn in this order).
+_PHASE_RANGES = ((0.7, 1.2), (0.5, 0.8), (1.1, 1.5), (1.0, 1.15))
