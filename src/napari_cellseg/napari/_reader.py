@@ -1,4 +1,5 @@
-"""napari readers: images, ``*_masks`` label files, ``*_links.txt`` files and training folders.
+"""napari readers: images, ``*_masks`` label files, ``*_links.txt`` files, training folders and
+Cell Tracking Challenge folders (a tracking ground truth or result, with its Tracks layer).
 
 Each ``get_*`` function decides from the path alone (a few ``stat`` calls at most) and
 returns None for paths it does not handle. The reader functions never raise for bad input: a
@@ -80,7 +81,8 @@ def get_links_reader(path: PathOrPaths) -> ReaderFunction | None:
 
 
 def get_folder_reader(path: PathOrPaths) -> ReaderFunction | None:
-    """Return :func:`read_folder` for a folder that is not a zarr store, else None.
+    """Return :func:`read_ctc_folder` for a CTC tracking folder (:func:`is_ctc_tracking`),
+    :func:`read_folder` for another folder that is not a zarr store, else None.
 
     Whether the folder holds training pairs is decided when reading, so that a folder without
     any gets a message saying what was expected instead of a silent refusal.
@@ -101,7 +103,36 @@ def get_folder_reader(path: PathOrPaths) -> ReaderFunction | None:
         return None
     if any(os.path.exists(os.path.join(path, marker)) for marker in ZARR_MARKERS):
         return None
+    if is_ctc_tracking(path):
+        return read_ctc_folder
     return read_folder
+
+
+def is_ctc_tracking(path: str) -> bool:
+    """Whether a folder is a CTC tracking folder, from three ``stat`` calls at most.
+
+    A result folder (``res_track.txt``), a tracking ground truth ``01_GT/TRA``
+    (``man_track.txt``), or a sequence ``01`` with ``01_GT/TRA`` beside it. Other CTC folders
+    (a dataset root, ``01_GT``, a sequence with segmentation ground truth only) are training
+    folders (:func:`read_folder`).
+
+    Parameters
+    ----------
+    path
+        A folder.
+
+    Returns
+    -------
+    bool
+        Whether :func:`read_ctc_folder` reads it.
+    """
+    from napari_cellseg.track.ctc import GT_TABLE, RES_TABLE
+
+    folder = Path(path)
+    if (folder / RES_TABLE).is_file() or (folder / GT_TABLE).is_file():
+        return True
+    name = folder.resolve().name
+    return name.isdigit() and (folder.resolve().with_name(f"{name}_GT") / "TRA").is_dir()
 
 
 def _reported(what: str) -> Callable[[Callable[[str], list[Any]]], ReaderFunction]:
@@ -303,3 +334,56 @@ def read_folder(path: str) -> list[LayerData]:
 
 def _links_name(labels_name: str) -> str:
     return f"{labels_name.removesuffix(MASK_SUFFIX)}_links"
+
+
+@_reported("the Cell Tracking Challenge folder")
+def read_ctc_folder(path: str) -> list[LayerData]:
+    """Read a CTC tracking ground truth or result: the images, the labels and their tracks.
+
+    Parameters
+    ----------
+    path
+        A sequence ``01`` with ``01_GT/TRA`` beside it, a ``01_GT/TRA`` folder, or a result
+        folder (``maskNNN.tif`` + ``res_track.txt``, with the images of ``01`` when it is
+        ``01_RES``); see :func:`napari_cellseg.track.ctc.read_sequence`.
+
+    Returns
+    -------
+    list of tuple
+        The image stack (when the frames are found), a Labels stack ``"<folder> tracked"``
+        whose ids are track ids and whose ``metadata["tracks"]`` holds the track table (the
+        Track widget corrects it), and a Tracks layer ``"<folder> tracks"`` (divisions as its
+        graph).
+    """
+    from napari_cellseg.track.ctc import GT_TABLE, RES_TABLE, read_sequence
+    from napari_cellseg.track.table import tracks_layer_data
+
+    sequence = read_sequence(path)
+    if sequence.labels is None or sequence.tracks is None:
+        raise CellsegError("no tracking ground truth or result found")
+    folder = Path(path).resolve()
+    if (folder / RES_TABLE).is_file():
+        label = folder.name
+    elif (folder / GT_TABLE).is_file():  # 01_GT/TRA
+        label = folder.parent.name if folder.name == "TRA" else folder.name
+    else:  # a sequence: its labels are the ground truth's
+        label = f"{folder.name}_GT"
+    layers: list[LayerData] = []
+    images = sequence.images
+    if images is not None:
+        meta: dict[str, Any] = {"name": f"{sequence.name} images"}
+        if images.ndim == 4:
+            meta["rgb"] = images.shape[-1] in (3, 4)
+            if not meta["rgb"]:
+                meta["channel_axis"] = 3
+                meta["name"] = [f"{sequence.name} [ch{c}]" for c in range(images.shape[-1])]
+        layers.append((images, meta, "image"))
+    labels, tracks = sequence.labels, sorted(sequence.tracks)
+    tracks_name = f"{label} tracks"
+    # the keys of napari.track.result (not imported here: it brings the widget's Qt modules)
+    metadata = {"tracks": tracks, "tracks_layer": tracks_name}
+    layers.append((labels, {"name": f"{label} tracked", "metadata": metadata}, "labels"))
+    data, graph = tracks_layer_data(labels, tracks)
+    if len(data):
+        layers.append((data, {"name": tracks_name, "graph": graph, "tail_length": 10}, "tracks"))
+    return layers
