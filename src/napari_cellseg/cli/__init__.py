@@ -17,7 +17,16 @@ from napari_cellseg import __version__
 from napari_cellseg.errors import CellsegError
 
 #: Subcommand modules of this package, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("demo", "qc", "train", "make_weights", "predict", "evaluate")
+SUBCOMMANDS: tuple[str, ...] = (
+    "demo",
+    "qc",
+    "train",
+    "make_weights",
+    "make_tracking_set",
+    "predict",
+    "track",
+    "evaluate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,9 +13,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="write pixel weight maps (wei/) for a U-Net training folder",
         description="Compute a weight map per mask (like DeLTA's make_weights) and write it to "
         "<DIR>/wei/<stem>.tif (float32). `cellseg train --architecture unet` uses wei/ files "
-        "when present.",
+        "when present. A DeLTA tracking set (mot_dau/ + segall/) gets DeLTA's tracking "
+        "weights (--halo_distance) instead.",
     )
-    p.add_argument("dir", help="training folder (DeLTA img/ + seg/, or Omnipose layout)")
+    p.add_argument(
+        "dir", help="training folder (DeLTA img/ + seg/, a tracking set, or Omnipose layout)"
+    )
     p.add_argument(
         "--weight_map",
         default="seg_weights",
@@ -24,6 +27,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--w0", type=float, default=12.0, help="seg_weights: border weight w0")
     p.add_argument("--sigma", type=float, default=2.0, help="seg_weights: border width sigma")
+    p.add_argument(
+        "--halo_distance",
+        type=float,
+        default=50.0,
+        help="tracking sets: distance over which other cells' weight falls off (pixels)",
+    )
     p.add_argument("--output", help="output folder (default: <DIR>/wei)")
     p.add_argument("--overwrite", action="store_true", help="replace existing weight files")
     return p
@@ -43,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         seg_weights_2D,
     )
 
+    if (Path(args.dir) / "mot_dau").is_dir() and (Path(args.dir) / "segall").is_dir():
+        return _tracking_weights(args)
     ds = datasets.discover(args.dir)
     out = Path(args.output) if args.output else Path(ds.root) / "wei"
     targets = {s: out / f"{s.name}.tif" for s in ds.samples}
@@ -62,4 +73,31 @@ def run(args: argparse.Namespace) -> int:
             w = seg_weights_2D(mask, classweights=cw)
         write_image(targets[sample], np.asarray(w, dtype=np.float32))
     print(f"wrote {len(masks)} weight map(s) to {out}")
+    return 0
+
+
+def _tracking_weights(args: argparse.Namespace) -> int:
+    """wei/ of a DeLTA tracking set: ``tracking_weights(mot_dau, segall)`` per sample."""
+    import numpy as np
+
+    from napari_cellseg.errors import CellsegError
+    from napari_cellseg.io.images import read_mask, write_image
+    from napari_cellseg.io.outputs import refuse_existing, refuse_inputs
+    from napari_cellseg.track.weights import tracking_weights
+
+    root = Path(args.dir)
+    out = Path(args.output) if args.output else root / "wei"
+    mot_dau = {p.stem: p for p in sorted((root / "mot_dau").iterdir()) if p.is_file()}
+    segall = {p.stem: p for p in sorted((root / "segall").iterdir()) if p.is_file()}
+    lonely = sorted(set(mot_dau) - set(segall))
+    if lonely:
+        raise CellsegError(f"{root}: {lonely[0]} is in mot_dau/ but not in segall/")
+    targets = {stem: out / f"{stem}.tif" for stem in mot_dau}
+    refuse_inputs(targets.values(), [*mot_dau.values(), *segall.values()], "--output")
+    refuse_existing(targets.values(), overwrite=args.overwrite, what="weight file")
+    out.mkdir(parents=True, exist_ok=True)
+    for stem, path in mot_dau.items():
+        w = tracking_weights(read_mask(path), read_mask(segall[stem]), args.halo_distance)
+        write_image(targets[stem], np.asarray(w, dtype=np.float32))
+    print(f"wrote {len(targets)} tracking weight map(s) to {out}")
     return 0

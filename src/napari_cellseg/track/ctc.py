@@ -779,3 +779,62 @@ def write_result(
         write_mask(path, frame.astype(np.uint16))
     write_tracks(table, tracks)
     return [*masks, table]
+
+
+#: Image files :func:`read_frames` takes from a folder that is not CTC-named.
+_FRAME_SUFFIXES = (".tif", ".tiff", ".png")
+
+
+def read_frames(path: str | os.PathLike, *, labels: bool) -> tuple[np.ndarray, list[Path]]:
+    """A time-lapse from a multi-frame TIFF ``(T, Y, X)`` or a folder of frame files.
+
+    A folder's frames are CTC-named (``tNNN``, ``maskNNN``, ``man_trackNNN``) or any image files
+    ordered by the last number in their names (``pos1_frame_2.tif`` before ``..._10.tif``).
+
+    Parameters
+    ----------
+    path
+        The stack file or the folder.
+    labels
+        Read label frames (integers, as masks are read) instead of images.
+
+    Raises
+    ------
+    CellsegError
+        For a 2D file, an empty folder, two files with one number, or frames that differ in
+        shape, naming the file.
+    """
+    from napari_cellseg.io.images import read_image, read_mask
+
+    path = Path(path)
+    if path.is_file():
+        stack = (read_mask if labels else read_image)(path)
+        if stack.ndim < 3 or (not labels and stack.ndim == 3 and stack.shape[-1] <= 4):
+            raise CellsegError(
+                f"{path} holds one frame of shape {stack.shape}; tracking needs a time-lapse: "
+                "a multi-frame TIFF (T, Y, X) or a folder of frames"
+            )
+        return stack, [path]
+    if not path.is_dir():
+        raise CellsegError(f"{path} does not exist")
+    for pattern in (_RES_FILE, _GT_FILE) if labels else (_IMAGE_FILE,):
+        if _has(path, pattern):
+            files = _numbered(path, pattern, "frame")
+            return _read_stack(files, image=not labels), files
+    files = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in _FRAME_SUFFIXES]
+    if not files:
+        raise CellsegError(f"{path}: no frame files ({', '.join(_FRAME_SUFFIXES)})")
+    numbered: dict[int, Path] = {}
+    for p in files:
+        digits = re.findall(r"\d+", p.stem)
+        if not digits:
+            raise CellsegError(f"{path}: {p.name} has no frame number in its name")
+        number = int(digits[-1])
+        if number in numbered:
+            raise CellsegError(
+                f"{path}: {numbered[number].name} and {p.name} both end in frame number "
+                f"{number}; put one time-lapse per folder"
+            )
+        numbered[number] = p
+    ordered = [numbered[k] for k in sorted(numbered)]
+    return _read_stack(ordered, image=not labels), ordered

@@ -24,7 +24,14 @@ from napari_cellseg.families import get_family
 from napari_cellseg.runtime import autocast_dtype, pick_device
 from napari_cellseg.track.ctc import Track
 from napari_cellseg.track.lineage import Lineage, attributions, tracking_scores
-from napari_cellseg.track.samples import FramePair, network_input, normalised, window_box
+from napari_cellseg.track.samples import (
+    FramePair,
+    network_input,
+    normalised,
+    rescaled,
+    scale_factor,
+    window_box,
+)
 
 #: Linking methods of :func:`track_stack`.
 METHODS = ("model", "laptrack")
@@ -100,6 +107,8 @@ class Tracker:
             self.model.to(memory_format=torch.channels_last)
         tyx = (meta.get("training") or {}).get("tyx") or (256, 256)
         self.window = (int(tyx[0]), int(tyx[-1]))
+        #: cell diameter the model was trained at (0: movies are used as they are)
+        self.diameter = float(meta.get("diameter") or 0.0)
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> Tracker:
@@ -110,13 +119,15 @@ class Tracker:
         return cls(net, ckpt.spec, ckpt.meta, name=Path(path).stem, **kwargs)
 
     def outputs(
-        self, pair: FramePair, seeds: np.ndarray
+        self, pair: FramePair, seeds: np.ndarray, centres: np.ndarray
     ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
-        """Each seed's output window at frame t (probabilities) and the window's corner."""
+        """Each seed's output window at frame t (probabilities) and the window's corner.
+
+        ``centres`` are the seeds' ``(y, x)`` centroids in ``pair``'s pixels.
+        """
         if not len(seeds):
             return [], []
         shape = pair.labels.shape
-        centres = ndi.center_of_mass(np.ones(shape, np.uint8), pair.prev_labels, seeds)
         corners = [window_box(c, self.window, shape) for c in centres]
         per_pass = max(1, WINDOW_PIXELS_PER_BATCH // (self.window[0] * self.window[1]))
         probs: list[np.ndarray] = []
@@ -225,22 +236,26 @@ def track_stack(
         )
     tracker = model if isinstance(model, Tracker) else Tracker.from_file(model, device=device)
     params = get_family("track").params(hit_threshold=hit_threshold, min_score=min_score)
+    factor = scale_factor(tracker.diameter, labels)
     lineage = Lineage()
     frame = np.asarray(labels[0]).astype(np.int32)
     lineage.start(frame)
     result = TrackResult(np.zeros(labels.shape, np.int32), [])
-    image = normalised(images[0], f"{source} frame 0")
+    small = rescaled(frame, factor, order=0)
+    image = rescaled(normalised(images[0], f"{source} frame 0"), factor, order=1)
     yield TrackProgress(1, n)
     for t in range(1, n):
-        prev, prev_image = frame, image
+        prev, prev_small, prev_image = frame, small, image
         frame = np.asarray(labels[t]).astype(np.int32)
-        image = normalised(images[t], f"{source} frame {t}")
+        small = rescaled(frame, factor, order=0)
+        image = rescaled(normalised(images[t], f"{source} frame {t}"), factor, order=1)
         seeds = lineage.maps[-1][0]
-        pair = FramePair(f"{source} t={t}", prev_image, image, prev, frame)
-        probs, corners = tracker.outputs(pair, seeds)
+        pair = FramePair(f"{source} t={t}", prev_image, image, prev_small, small)
+        centres = np.array(ndi.center_of_mass(np.ones(prev.shape, np.uint8), prev, seeds))
+        probs, corners = tracker.outputs(pair, seeds, (centres + 0.5) * factor - 0.5)
         new_ids = np.unique(frame)
         new_ids = new_ids[new_ids > 0]
-        scores = tracking_scores(probs, corners, frame, new_ids, hit_threshold=params.hit_threshold)
+        scores = tracking_scores(probs, corners, small, new_ids, hit_threshold=params.hit_threshold)
         if keep_outputs:
             tracks_of = dict(zip(*lineage.maps[-1]))
             result.outputs[t] = [

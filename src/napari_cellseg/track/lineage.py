@@ -42,11 +42,12 @@ def tracking_scores(
     labels
         ``(Y, X)`` labels of frame t.
     new_ids
-        The ids of frame t's cells, in the order of the score columns.
+        The ids of frame t's cells, in the order of the score columns (an id absent from
+        ``labels``, e.g. a cell too small to survive rescaling, scores 0).
     hit_threshold
         Output above which a pixel counts.
     """
-    n_max = int(labels.max()) + 1
+    n_max = int(max(labels.max(), new_ids.max(initial=0))) + 1
     area = np.bincount(labels.ravel(), minlength=n_max).astype(np.float64)
     scores = np.zeros((len(probs), len(new_ids)), np.float32)
     for k, (prob, (y0, x0)) in enumerate(zip(probs, corners)):

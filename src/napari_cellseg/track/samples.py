@@ -106,6 +106,35 @@ def normalised(frame: np.ndarray, source: str) -> np.ndarray:
     return prepare_image(np.asarray(frame), Channels(nchan=1), source=source)[0][0]
 
 
+def movie_diameter(labels: np.ndarray, n_frames: int = 5) -> float:
+    """Mean cell diameter of a label time-lapse (median over up to ``n_frames`` frames spread
+    over the movie; 0 when it has no cells)."""
+    from napari_cellseg.train.samples import mean_diameter
+
+    picks = np.unique(np.linspace(0, len(labels) - 1, min(n_frames, len(labels))).astype(int))
+    diameters = [d for d in (mean_diameter(np.asarray(labels[t])) for t in picks) if d > 0]
+    return float(np.median(diameters)) if diameters else 0.0
+
+
+def scale_factor(diameter: float, labels: np.ndarray) -> float:
+    """Resize factor that gives a movie's cells the ``diameter`` (1 when 0 or no cells)."""
+    if diameter <= 0:
+        return 1.0
+    found = movie_diameter(labels)
+    return diameter / found if found > 0 else 1.0
+
+
+def rescaled(frame: np.ndarray, factor: float, *, order: int) -> np.ndarray:
+    """A ``(Y, X)`` frame resized by ``factor`` (labels: ``order=0``, ids kept)."""
+    if factor == 1.0:
+        return frame
+    from skimage.transform import resize
+
+    shape = tuple(max(1, round(n * factor)) for n in frame.shape)
+    out = resize(frame, shape, order=order, preserve_range=True, anti_aliasing=False)
+    return out.astype(frame.dtype)
+
+
 def items_from_sequence(
     images: Sequence[np.ndarray] | np.ndarray,
     labels: np.ndarray,
@@ -113,6 +142,7 @@ def items_from_sequence(
     *,
     name: str = "sequence",
     frames: tuple[int, int] | None = None,
+    diameter: float = 0.0,
 ) -> list[TrackItem]:
     """Samples of a labelled time-lapse: one per cell present at t-1, for every t >= 1.
 
@@ -131,6 +161,8 @@ def items_from_sequence(
     frames
         ``(first, stop)``: only pairs with ``first <= t-1`` and ``t < stop`` (a cross-validation
         fold over frame ranges); None: all.
+    diameter
+        Resize the movie so that its cells have this mean diameter (``--diameter``; 0: as is).
 
     Raises
     ------
@@ -151,8 +183,10 @@ def items_from_sequence(
             children.setdefault(t.parent, []).append(t.id)
     begins = {t.id: t.begin for t in tracks}
     first, stop = frames or (0, len(labels))
+    factor = scale_factor(diameter, labels)
     items: list[TrackItem] = []
     normed: dict[int, np.ndarray] = {}
+    scaled: dict[int, np.ndarray] = {}
 
     def image(k: int) -> np.ndarray:
         if k not in normed:
@@ -161,11 +195,16 @@ def items_from_sequence(
                     f"{name}: frame {k} image is {np.shape(images[k])} but its labels are "
                     f"{labels.shape[1:]}"
                 )
-            normed[k] = normalised(images[k], f"{name} frame {k}")
+            normed[k] = rescaled(normalised(images[k], f"{name} frame {k}"), factor, order=1)
         return normed[k]
 
+    def label(k: int) -> np.ndarray:
+        if k not in scaled:
+            scaled[k] = rescaled(np.asarray(labels[k]).astype(np.int32), factor, order=0)
+        return scaled[k]
+
     for t in range(max(first, 0) + 1, min(stop, len(labels))):
-        prev, cur = labels[t - 1].astype(np.int32), labels[t].astype(np.int32)
+        prev, cur = label(t - 1), label(t)
         ids = np.unique(prev)
         ids = ids[ids > 0]
         if not len(ids):
@@ -269,7 +308,10 @@ def load_track_items(path: str | Path, config: TrainConfig | None = None) -> lis
                 f"{root}: a tracking set needs images, labels and a track table; found "
                 f"{'no images' if seq.images is None else 'no tracking ground truth'}"
             )
-        items += items_from_sequence(seq.images, seq.labels, seq.tracks, name=seq.name)
+        diameter = config.diameter if config is not None else 0.0
+        items += items_from_sequence(
+            seq.images, seq.labels, seq.tracks, name=seq.name, diameter=diameter
+        )
     if not items:
         raise CellsegError(f"no tracking samples found in {path}")
     return items
@@ -377,3 +419,69 @@ class TrackCropMaker:
             weights = tracking_weights(target, x[3])
         y = np.stack([target.astype(np.float32), np.asarray(weights, np.float32)])
         return np.ascontiguousarray(x, np.float32), y
+
+
+def write_tracking_set(
+    items: Sequence[TrackItem],
+    out: str | Path,
+    size: tuple[int, int],
+    *,
+    weights: bool = True,
+    overwrite: bool = False,
+) -> int:
+    """Write samples as DeLTA's six folders (``previmg seg img segall mot_dau [wei]``).
+
+    Each sample is its window of ``size`` centred on the seed (no jitter, no augmentation):
+    images as float32 (normalised), masks as uint8 0/255, weights as float32
+    (:func:`~napari_cellseg.track.weights.tracking_weights`). Names are
+    ``<sequence>_t<NNN>_cell<NNNNN>.tif``.
+
+    Returns
+    -------
+    int
+        The number of samples written.
+
+    Raises
+    ------
+    CellsegError
+        When a file would be replaced without ``overwrite`` (nothing is written then).
+    """
+    from napari_cellseg.io.images import write_image
+    from napari_cellseg.io.outputs import refuse_existing
+
+    root = Path(out)
+    folders = FOLDERS if weights else FOLDERS[:-1]
+    names = [_sample_file(it) for it in items]
+    refuse_existing(
+        [root / f / n for f in folders for n in names], overwrite=overwrite, what="sample file"
+    )
+    for folder in folders:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for item, name in zip(items, names):
+        corner = window_box(item.centre, size, item.pair.labels.shape)
+        x = network_input(item.pair, item.seed, corner, corner, size)
+        if item.mot_dau is not None:
+            target = cut(item.mot_dau, corner, size)
+        else:
+            target = cut(np.isin(item.pair.labels, item.targets), corner, size)
+        arrays = {
+            "img": x[0],
+            "seg": (x[1] > 0).astype(np.uint8) * 255,
+            "previmg": x[2],
+            "segall": (x[3] > 0).astype(np.uint8) * 255,
+            "mot_dau": target.astype(np.uint8) * 255,
+        }
+        if weights:
+            arrays["wei"] = tracking_weights(target, x[3])
+        for folder, array in arrays.items():
+            write_image(root / folder / name, array)
+    return len(items)
+
+
+def _sample_file(item: TrackItem) -> str:
+    """``<sequence>_t<NNN>_cell<NNNNN>.tif`` from a sequence sample's name."""
+    if item.mot_dau is not None:  # a DeLTA sample keeps its stem
+        return f"{item.name}.tif"
+    sequence, _, rest = item.pair.name.rpartition(" t=")
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in sequence) or "sequence"
+    return f"{safe}_t{int(rest):03d}_cell{item.seed:05d}.tif"
