@@ -78,6 +78,22 @@ def test_tracking_adds_a_relabelled_layer_and_a_tracks_layer_with_the_division(
     assert set(np.unique(tracks_layer.data[:, 0]).astype(int)) == set(table)
 
 
+def test_a_synthetic_time_lapse_is_tracked_with_its_divisions(qtbot, viewer, widget) -> None:
+    from napari_cellseg.synth.timelapse import timelapse
+
+    movie = timelapse("nuclei", n_frames=6, shape=(96, 96), n_cells=3, seed=0, cycle=4)
+    viewer.add_labels(movie.labels, name="nuclei")
+    widget.set_labels("nuclei")
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT_MS)
+
+    np.testing.assert_array_equal(viewer.layers["nuclei"].data, movie.labels)
+    assert {t.parent for t in movie.tracks if t.parent}  # the movie holds divisions
+    table = {t.id: t for t in viewer.layers["nuclei tracked"].metadata[TRACKS]}
+    graph = viewer.layers["nuclei tracks"].graph
+    assert graph and all(parents == [table[child].parent] for child, parents in graph.items())
+
+
 def test_a_correction_is_one_undoable_edit_and_undo_brings_back_the_table(
     qtbot, viewer, widget
 ) -> None:

@@ -279,10 +279,11 @@ class TrackWidget(DockWidget):
         )
         tracks_layer = result.show_tracks(self._viewer, layer, found.tracks)
         self.set_result(layer.name)
-        divisions = sum(1 for t in found.tracks if t.parent) // 2
+        divisions = len({t.parent for t in found.tracks if t.parent})
         shown = f" and '{tracks_layer.name}'" if tracks_layer is not None else ""
         self.set_status(
-            f"'{layer.name}'{shown}: {len(found.tracks)} tracks, {divisions} divisions."
+            f"'{layer.name}'{shown}: {len(found.tracks)} tracks, "
+            f"{divisions} division{'' if divisions == 1 else 's'}."
         )
 
     # ------------------------------------------------------------------ the result shown
