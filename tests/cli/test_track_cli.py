@@ -134,3 +134,31 @@ def test_bad_track_input_gets_a_clear_message(sequence, tmp_path, capsys):
     assert main(["track", "--labels", str(frame), "--out", str(tmp_path / "o")]) == 2
     assert "--model" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_tracking_demo_trains_tracks_and_scores(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert (
+        main(
+            [
+                "demo",
+                "--track",
+                "--kind",
+                "nuclei",
+                "--minutes",
+                "0.2",
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    line = next(line for line in printed.splitlines() if line.startswith("tracking model"))
+    ours, laptrack = (float(part.split()[0]) for part in line.split("TRA ")[1:3])
+    assert 0 < ours <= 1 and laptrack > 0.9
+    result = ctc.read_sequence(out / "test" / "01_RES", images=False)
+    assert result.labels.shape == (20, 256, 256)
+    assert (out / "models" / "demo_track.pt").exists()

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.families import family_names
+from napari_cellseg.families import family_names, get_family
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -33,7 +33,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--kind", default="bacteria", choices=("bacteria", "nuclei"), help="synthetic data to use"
     )
-    p.add_argument("--architecture", default="omni", choices=family_names())
+    p.add_argument(
+        "--architecture",
+        default="omni",
+        choices=[n for n in family_names() if not get_family(n).tracks],
+    )
+    p.add_argument(
+        "--track",
+        action="store_true",
+        help="the tracking workflow instead: synthetic dividing cells, a tracking model "
+        "trained for --minutes, tracked held-out movie scored (TRA, DET) beside LapTrack",
+    )
     p.add_argument("--n_train", type=int, default=24, help="training images")
     p.add_argument("--n_test", type=int, default=4, help="held-out images")
     p.add_argument(
@@ -70,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
     from napari_cellseg.qc import qc_dataset
 
     out = _fresh_folder(Path(args.out).resolve() if args.out else default_folder(Path.cwd()))
+    if args.track:
+        from napari_cellseg.cli.demo_track import run_track_demo
+
+        return run_track_demo(args, out)
     train_dir, test_dir = out / "train", out / "test"
     print(
         f"[1/4] generating {args.n_train} training + {args.n_test} held-out synthetic "
