@@ -118,6 +118,18 @@ REFUSED = [
         "qc {ws}/images --fix {ws}/results",
         "not empty",
     ),
+    (
+        "track over an earlier result",
+        "track",
+        "track --method laptrack --labels {ws}/movie/01_GT/TRA --out {ws}/movie/01_RES",
+        "already exist",
+    ),
+    (
+        "tracking set over an earlier set",
+        "make_tracking_set",
+        "make-tracking-set {ws}/movie/01 --out {ws}/set --tyx 32,32",
+        "already exist",
+    ),
 ]
 
 
@@ -149,7 +161,50 @@ def template(tmp_path_factory) -> Path:
             + _TINY
         )
     assert code == 0
+    _movie(ws / "movie")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert (
+            main(
+                [
+                    "make-tracking-set",
+                    str(ws / "movie" / "01"),
+                    "--out",
+                    str(ws / "set"),
+                    "--tyx",
+                    "32,32",
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "track",
+                    "--method",
+                    "laptrack",
+                    "--labels",
+                    str(ws / "movie" / "01_GT" / "TRA"),
+                    "--out",
+                    str(ws / "movie" / "01_RES"),
+                ]
+            )
+            == 0
+        )
     return ws
+
+
+def _movie(root: Path) -> None:
+    """A small CTC tree: ``01/tNNN.tif`` and ``01_GT/TRA``."""
+    from napari_cellseg.io.images import write_image
+    from napari_cellseg.track import ctc
+
+    movie = synth.timelapse("nuclei", n_frames=4, shape=(64, 64), n_cells=3, seed=0)
+    (root / "01").mkdir(parents=True)
+    (root / "01_GT" / "TRA").mkdir(parents=True)
+    for t, (image, labels) in enumerate(zip(movie.images, movie.labels)):
+        write_image(root / "01" / f"t{t:03d}.tif", image)
+        write_mask(root / "01_GT" / "TRA" / f"man_track{t:03d}.tif", labels)
+    ctc.write_tracks(root / "01_GT" / "TRA" / "man_track.txt", movie.tracks)
 
 
 @pytest.fixture
