@@ -138,6 +138,24 @@ class Family:
 
         return load_items(path, config)
 
+    def make_items(
+        self,
+        images: list[np.ndarray],
+        labels: list[np.ndarray],
+        config: TrainConfig,
+        *,
+        names: list[str],
+        links: list[Any],
+        tracks: list[Any] | None = None,
+    ) -> list[Any]:
+        """Training samples from arrays in memory (napari layers): one per image frame.
+
+        ``tracks`` (per array, a track table or None) matters to tracking families only.
+        """
+        from napari_cellseg.train.samples import make_items
+
+        return make_items(images, labels, config, names=names, links=links)
+
     def crop_maker(self, config: TrainConfig, *, augment: bool) -> Any:
         """A callable ``(item, rng) -> (x, y)`` making one training (or validation) pair."""
         from napari_cellseg.train.samples import CropMaker

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.families.base import Family, param, sigmoid
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
     from napari_cellseg.config import TrainConfig
@@ -85,6 +86,32 @@ class TrackFamily(Family):
         from napari_cellseg.track.samples import load_track_items
 
         return load_track_items(path, config)
+
+    def make_items(
+        self,
+        images: list[np.ndarray],
+        labels: list[np.ndarray],
+        config: TrainConfig,
+        *,
+        names: list[str],
+        links: list[Any],
+        tracks: list[Any] | None = None,
+    ) -> list[Any]:
+        """Samples of whole time-lapses: each array a ``(T, Y, X)`` movie whose label ids are
+        consistent over time, with its track table (None: made from the labels, without
+        divisions)."""
+        from napari_cellseg.track.ctc import tracks_from_labels
+        from napari_cellseg.track.samples import items_from_sequence
+
+        items: list[Any] = []
+        for k, (movie, lab) in enumerate(zip(images, labels)):
+            table = (tracks or [None] * len(images))[k]
+            if table is None:
+                table = tracks_from_labels(np.asarray(lab))
+            items += items_from_sequence(
+                movie, np.asarray(lab), table, name=names[k], diameter=config.diameter
+            )
+        return items
 
     def crop_maker(self, config: TrainConfig, *, augment: bool) -> Any:
         """:class:`~napari_cellseg.track.samples.TrackCropMaker`."""

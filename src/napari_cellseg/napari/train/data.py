@@ -14,6 +14,7 @@ import numpy as np
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.families import get_family
 from napari_cellseg.napari._edits import current_links
 from napari_cellseg.napari._frames import layer_frames
 from napari_cellseg.napari._layers import frame_links
@@ -33,6 +34,9 @@ class TrainData:
         :func:`napari_cellseg.train.samples.make_items` takes them.
     val_images, val_labels, val_names, val_links
         The same for validation.
+    tracks, val_tracks
+        For a tracking family: each pair is one whole time-lapse (not split in frames) and
+        this is its track table (the ``tracks`` of a tracked Labels layer), or None.
     """
 
     images: list[np.ndarray] = field(default_factory=list)
@@ -43,6 +47,8 @@ class TrainData:
     val_labels: list[np.ndarray] = field(default_factory=list)
     val_names: list[str] = field(default_factory=list)
     val_links: list[Any] = field(default_factory=list)
+    tracks: list[Any] = field(default_factory=list)
+    val_tracks: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -118,10 +124,14 @@ def copy_pairs(layers: Any, pairs: list[Pair], config: TrainConfig) -> TrainData
         When a pair's labels do not have one frame per image frame.
     """
     data = TrainData()
+    tracking = get_family(config.architecture).tracks
     for pair in pairs:
         image = layers[pair.image]
         labels = layers[pair.labels]
         label_data = np.array(labels.data)
+        if tracking:
+            _copy_movie(data, pair, np.array(image.data), label_data, labels.metadata)
+            continue
         mismatch = frames_problem(pair, image, label_data.shape, config.nchan)
         if mismatch:
             raise CellsegError(mismatch)
@@ -137,3 +147,21 @@ def copy_pairs(layers: Any, pairs: list[Pair], config: TrainConfig) -> TrainData
             (data.val_names if val else data.names).append(name)
             (data.val_links if val else data.links).append(frame_links(links, frame.index))
     return data
+
+
+def _copy_movie(
+    data: TrainData, pair: Pair, image: np.ndarray, labels: np.ndarray, metadata: dict
+) -> None:
+    """One pair as a whole time-lapse, for a tracking family."""
+    if labels.ndim != 3 or image.shape[:3] != labels.shape:
+        raise CellsegError(
+            f"a tracking model trains on time-lapses: '{pair.labels}' must be a (T, Y, X) stack "
+            f"of ids consistent over time, matching '{pair.image}' frame for frame (they are "
+            f"{labels.shape} and {image.shape})"
+        )
+    val = pair.role == "validation"
+    (data.val_images if val else data.images).append(image)
+    (data.val_labels if val else data.labels).append(labels)
+    (data.val_names if val else data.names).append(pair.labels)
+    (data.val_links if val else data.links).append(None)
+    (data.val_tracks if val else data.tracks).append(metadata.get("tracks"))

@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.families import get_family
 from napari_cellseg.napari._appearance import ImageKind, image_kind
 from napari_cellseg.napari._dock import DockWidget, set_choices, wrapped_label
 from napari_cellseg.napari._forms import Form, with_button
@@ -444,7 +445,9 @@ class TrainWidget(DockWidget):
             return False
         if data is None:
             return False
-        preview = self._preview_frame(config) if self._preview_check.value else None
+        # a tracking model links frames and has nothing to segment a preview with
+        wants_preview = self._preview_check.value and not get_family(config.architecture).tracks
+        preview = self._preview_frame(config) if wants_preview else None
         if preview is not None:
             self._show_preview(np.zeros(preview.spatial_shape, np.uint16), 0)
         self._stop = threading.Event()

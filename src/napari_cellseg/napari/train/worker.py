@@ -73,21 +73,30 @@ def run_training(
         The training result.
     """
     core_ready()
+    from napari_cellseg.families import get_family
     from napari_cellseg.train import train
-    from napari_cellseg.train.samples import make_items
 
+    family = get_family(config.architecture)
     items = val_items = None
     if config.dir:
         check_folder(config)
     else:
-        items = make_items(data.images, data.labels, config, names=data.names, links=data.links)
+        items = family.make_items(
+            data.images,
+            data.labels,
+            config,
+            names=data.names,
+            links=data.links,
+            tracks=data.tracks,
+        )
         if data.val_images:
-            val_items = make_items(
+            val_items = family.make_items(
                 data.val_images,
                 data.val_labels,
                 config,
                 names=data.val_names,
                 links=data.val_links,
+                tracks=data.val_tracks,
             )
     gen = train(config, items, val_items, stop=stop, num_workers=0)
     last_preview = -math.inf
