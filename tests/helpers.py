@@ -112,3 +112,9 @@ def tiny_train_argv(train: Path, model: Path, *options: str) -> list[str]:
         The arguments for :func:`napari_cellseg.cli.main`.
     """
     return ["train", "--dir", str(train), *TINY_TRAIN_OPTIONS, "--model", str(model), *options]
+
+
+def disc(shape: tuple[int, int], centre: tuple[float, float], r: float) -> np.ndarray:
+    """Boolean disc of radius ``r`` (pixels) at ``centre`` in an array of ``shape``."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= r * r

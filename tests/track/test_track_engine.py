@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import disc
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.models import ModelSpec
 from napari_cellseg.track.ctc import Track
@@ -27,11 +28,6 @@ def oracle(window=(32, 32)) -> Tracker:
         device="cpu",
         amp="none",
     )
-
-
-def disc(shape, centre, r):
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= r * r
 
 
 def movie():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import disc
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.track.ctc import Track
@@ -16,11 +17,6 @@ from napari_cellseg.track.samples import (
     window_box,
 )
 from napari_cellseg.track.weights import SKELETON_WEIGHT, tracking_weights
-
-
-def disc(shape, centre, r):
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= r * r
 
 
 def dividing_movie():
