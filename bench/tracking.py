@@ -364,6 +364,7 @@ def delta_peer(
     seconds: float,
     window: int = 320,
     limit: int = 0,
+    model: str | None = None,
 ) -> None:
     """Train DeLTA's tracking U-Net on frames 0-45 for ``seconds``, predict the seeds of frames
     46-91, and compare its seed-level link accuracy with LapTrack's on the same seeds.
@@ -371,7 +372,9 @@ def delta_peer(
     The attribution is DeLTA's rule: a cell of frame t scores the mean of the output over it;
     the seed becomes its best cell, and its two best cells if both score over 0.5 (a
     division). A seed is right when that set equals its ground-truth successors. ``limit``
-    keeps only the first ``limit`` frame pairs of each range (a quick check; 0: all).
+    keeps only the first ``limit`` frame pairs of each range (a quick check; 0: all). With
+    ``model`` (a tracking model trained on frames 0-45, e.g. fold 0 of ``--train``), the
+    learned tracker is scored on the same seeds.
     """
     if not DELTA_PY.exists():
         print(
@@ -414,7 +417,14 @@ def delta_peer(
         y, x = (int(round(c)) for c in frame_detections(seed_mask).centroids[0])
         cur = np.pad(gt[t], half)[y : y + window, x : x + window]
         right += _attribute(prob / 255.0, cur) == _successors(gt, by_id, t, seed)
-    lap_right = _laptrack_seed_accuracy(gt, gt_tracks, test_frames)
+    detections = strip_identities(gt)
+    lap_right = _seed_accuracy(gt, gt_tracks, test_frames, *link(detections))
+    ours = ""
+    if model:
+        mine = _seed_accuracy(
+            gt, gt_tracks, test_frames, *track_with_model(images, detections, Path(model))
+        )
+        ours = f", learned tracker {mine}/{len(samples)}"
     print(
         f"DeLTA predicted {report['samples']} seeds in {report['seconds']:.1f} s "
         f"({1000 * report['predict_s'] / max(report['samples'], 1):.1f} ms/seed in predict)"
@@ -422,7 +432,7 @@ def delta_peer(
     frames = f"{test_frames[0] - 1}-{test_frames[-1]}"
     print(
         f"seed link accuracy on frames {frames}: DeLTA {right}/{len(samples)}, "
-        f"LapTrack {lap_right}/{len(samples)}"
+        f"LapTrack {lap_right}/{len(samples)}{ours}"
     )
     result(
         "tracking_delta_seed_accuracy_gowt1_01",
@@ -454,10 +464,15 @@ def _attribute(prob: np.ndarray, cur: np.ndarray) -> set[int]:
     return {ranked[0]}
 
 
-def _laptrack_seed_accuracy(gt: np.ndarray, gt_tracks: list[Track], frames: range) -> int:
-    """Seeds of ``frames`` whose successors LapTrack (ours, on stripped identities) gets right."""
-    detections = strip_identities(gt)
-    tracked, tracks = link(detections)
+def _seed_accuracy(
+    gt: np.ndarray,
+    gt_tracks: list[Track],
+    frames: range,
+    tracked: np.ndarray,
+    tracks: list[Track],
+) -> int:
+    """Seeds of ``frames`` whose successors a result (``tracked``, ``tracks``: a linker run
+    on stripped identities) gets right."""
     by_id, ours = {tr.id: tr for tr in gt_tracks}, {tr.id: tr for tr in tracks}
     right = 0
     for t in frames:
@@ -561,7 +576,7 @@ def main() -> None:
     if args.model or args.train:
         learned_tracker(seq.images, strip_identities(gt), gt, gt_tracks, args)
     if args.delta:
-        delta_peer(seq.images, gt, gt_tracks, args.delta, limit=args.delta_limit)
+        delta_peer(seq.images, gt, gt_tracks, args.delta, limit=args.delta_limit, model=args.model)
 
 
 if __name__ == "__main__":
