@@ -162,3 +162,18 @@ def test_the_tracking_demo_trains_tracks_and_scores(tmp_path, capsys):
     result = ctc.read_sequence(out / "test" / "01_RES", images=False)
     assert result.labels.shape == (20, 256, 256)
     assert (out / "models" / "demo_track.pt").exists()
+
+
+def test_a_segmentation_model_segments_every_frame_before_tracking(sequence, tmp_path):
+    from helpers import TINY_TRAIN_OPTIONS
+
+    synth.make_dataset(tmp_path / "train", kind="nuclei", n=2, shape=(64, 64), seed=0)
+    seg_model = tmp_path / "seg.pt"
+    train = ["train", "--dir", str(tmp_path / "train"), "--model", str(seg_model)]
+    assert main([*train, *TINY_TRAIN_OPTIONS, "--n_epochs", "1"]) == 0
+    res = tmp_path / "res"
+    argv = ["track", "--method", "laptrack", "--images", str(sequence / "01")]
+    assert main([*argv, "--seg_model", str(seg_model), "--out", str(res)]) == 0
+    result = ctc.read_sequence(res, images=False)
+    assert result.labels.shape == (8, 96, 96)
+    ctc.check_tracks(result.labels, result.tracks, "result")

@@ -125,7 +125,7 @@ def _segment(images, model: str, device: str):
 
     seg = Segmenter.from_file(model, device=device)
     frames = [
-        seg.segment_raw(frame, source=f"frame {t}").labels
+        next(iter(seg.segment_raw(frame, source=f"frame {t}"))).labels
         for t, frame in enumerate(tqdm(images, unit="frame", desc="segment"))
     ]
     return np.stack(frames).astype(np.int32)
