@@ -234,3 +234,39 @@ def test_a_missing_model_file_is_a_notification_from_the_worker(
     qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT_MS)
 
     assert notes.errors() and "cells tracked" not in viewer.layers
+
+
+def test_a_trained_tracking_model_tracks_in_the_widget(qtbot, viewer, widget, tmp_path) -> None:
+    """The model method end to end: a tiny real model (trained here), a new tracked layer."""
+    from napari_cellseg.config import TrainConfig
+    from napari_cellseg.track.samples import items_from_sequence
+    from napari_cellseg.train import train_until
+
+    images, labels = discs_movie()
+    table = [Track(1, 0, SPLIT - 1), Track(2, 0, 5)]  # not the truth: enough to train on
+    model = tmp_path / "track.pt"
+    config = TrainConfig(
+        architecture="track",
+        tyx=(32, 32),
+        nbase=(8, 16),
+        batch_size=4,
+        n_epochs=1,
+        model=str(model),
+    )
+    stable = labels.copy()
+    stable[SPLIT:] = np.where(labels[SPLIT:] == 3, 2, 0)  # the lower disc only, id 2
+    stable[:SPLIT] = np.where(labels[:SPLIT] == 2, 2, np.where(labels[:SPLIT] == 1, 1, 0))
+    train_until(config, None, items_from_sequence(images, stable, table))
+    viewer.add_image(images, name="frames")
+    viewer.add_labels(labels, name="cells")
+    widget.set_labels("cells")
+    widget.set_image("frames")
+    widget.set_method("model", model)
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT_MS)
+
+    tracked = viewer.layers["cells tracked"]
+    assert tracked.data.shape == labels.shape
+    assert ((tracked.data > 0) == (labels > 0)).all()
+    assert current_tracks(tracked)  # a valid CTC table came back
+    np.testing.assert_array_equal(viewer.layers["cells"].data, labels)
