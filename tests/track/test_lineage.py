@@ -113,3 +113,10 @@ def test_poles_are_the_ends_of_the_long_axis():
     m[4:6, 3:27] = True
     p = poles(m)
     assert sorted(p[:, 1].tolist()) == [3.0, 26.0]
+
+
+def test_a_window_outside_the_frame_scores_nothing():
+    labels = np.zeros((40, 40), np.int32)
+    labels[5:10, 5:10] = 1
+    scores = tracking_scores([np.ones((8, 8), np.float32)], [(50, 0)], labels, np.array([1]))
+    assert scores.tolist() == [[0.0]]

@@ -147,3 +147,12 @@ def run_train(gen):
             next(gen)
         except StopIteration as stop:
             return stop.value
+
+
+def test_huge_label_ids_are_tracked_without_huge_tables():
+    images, labels = movie()
+    big = np.where(labels > 0, labels.astype(np.int64) + 2**31, 0).astype(np.uint32)
+    result = run(track_stack(images, big, model=oracle()))
+    small = run(track_stack(images, labels, model=oracle()))
+    assert result.tracks == small.tracks
+    np.testing.assert_array_equal(result.labels, small.labels)

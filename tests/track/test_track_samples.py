@@ -147,3 +147,15 @@ def test_delta_folders_are_read_by_stem_and_a_missing_partner_is_named(tmp_path)
         read_delta_folders(tmp_path)
     with pytest.raises(CellsegError, match="lacks previmg/, seg/"):
         read_delta_folders(tmp_path / "img")
+
+
+def test_downscaling_keeps_every_cell_even_a_tiny_one():
+    from napari_cellseg.track.samples import rescaled
+
+    labels = np.zeros((200, 200), np.int32)
+    labels[disc((200, 200), (60, 60), 30)] = 1
+    labels[102:104, 22:24] = 7  # 2 x 2: nearest-neighbour at 1/4 would drop it
+    small = rescaled(labels, 0.25, order=0)
+    assert small.shape == (50, 50)
+    assert set(np.unique(small)) == {0, 1, 7}
+    assert (small == 7).sum() == 1

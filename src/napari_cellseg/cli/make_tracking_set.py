@@ -49,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
             first, stop = (int(v) for v in args.frames.split(":"))
         except ValueError:
             raise CellsegError(f"--frames takes A:B (e.g. 0:40), not {args.frames!r}") from None
+        if first < 0 or stop <= first + 1:
+            raise CellsegError(
+                f"--frames {args.frames}: needs 0 <= A and A + 1 < B (a pair of frames at least)"
+            )
         frames = (first, stop)
     seq = ctc.read_sequence(args.sequence, args.gt)
     if seq.images is None or seq.labels is None or seq.tracks is None:
@@ -59,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
     items = items_from_sequence(
         seq.images, seq.labels, seq.tracks, name=seq.name, frames=frames, diameter=args.diameter
     )
+    if not items:
+        raise CellsegError(
+            f"{args.sequence}: no cell in frames {frames or 'all'} has a next frame; nothing "
+            "was written"
+        )
     n = write_tracking_set(
         items, args.out, (size[0], size[-1]), weights=not args.no_weights, overwrite=args.overwrite
     )

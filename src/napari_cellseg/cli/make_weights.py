@@ -87,8 +87,10 @@ def _tracking_weights(args: argparse.Namespace) -> int:
 
     root = Path(args.dir)
     out = Path(args.output) if args.output else root / "wei"
-    mot_dau = {p.stem: p for p in sorted((root / "mot_dau").iterdir()) if p.is_file()}
-    segall = {p.stem: p for p in sorted((root / "segall").iterdir()) if p.is_file()}
+    mot_dau, segall = (
+        {p.stem: p for p in sorted((root / f).iterdir()) if p.is_file() and p.name[0] != "."}
+        for f in ("mot_dau", "segall")
+    )
     lonely = sorted(set(mot_dau) - set(segall))
     if lonely:
         raise CellsegError(f"{root}: {lonely[0]} is in mot_dau/ but not in segall/")

@@ -52,6 +52,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Read, (segment,) track and write."""
+    from collections import Counter
+
     import numpy as np
     from tqdm import tqdm
 
@@ -67,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
         raise CellsegError("pass --labels, or --seg_model to segment the frames first")
     if args.labels and args.seg_model:
         raise CellsegError("pass --labels or --seg_model, not both")
+    if args.save_cells and args.method != "model":
+        raise CellsegError("--save_cells writes the tracking model's outputs: use --method model")
     out = Path(args.out)
-    _refuse_existing(out, args.overwrite, args.save_cells)
+    _refuse_existing(out, args.overwrite, args.save_cells, 0)
     images, image_files = (None, [])
     if args.images:
         images, image_files = ctc.read_frames(args.images, labels=False)
@@ -78,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         labels = _segment(images, args.seg_model, args.device)
     else:
         labels, _ = ctc.read_frames(args.labels, labels=True)
+    _refuse_existing(out, args.overwrite, args.save_cells, len(labels))
     source = str(args.labels or args.images)
     bar = tqdm(total=len(labels), unit="frame", desc="track")
     result = engine.run(
@@ -99,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     table.write_lineage_csv(out / "lineage.csv", table.lineage_rows(result.labels, result.tracks))
     if args.save_cells:
         _write_cells(out / "cells", result, image_files, np)
-    divisions = sum(1 for t in result.tracks if t.parent) // 2
+    children = Counter(t.parent for t in result.tracks if t.parent)
+    divisions = sum(1 for n in children.values() if n >= 2)
     print(
         f"{len(result.tracks)} tracks, {divisions} division(s) over {len(labels)} frames; wrote "
         f"{len(written)} files and lineage.csv to {out}"
@@ -107,10 +113,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refuse_existing(out: Path, overwrite: bool, cells: bool) -> None:
+def _refuse_existing(out: Path, overwrite: bool, cells: bool, n_frames: int) -> None:
+    """Refuse to replace an earlier result (its ``n_frames`` mask files too, once known)."""
     from napari_cellseg.io.outputs import refuse_existing
+    from napari_cellseg.track.ctc import frame_digits
 
+    digits = frame_digits(n_frames) if n_frames else 3
     targets = [out / "res_track.txt", out / "lineage.csv"]
+    targets += [out / f"mask{t:0{digits}d}.tif" for t in range(n_frames)]
     if cells and (out / "cells").is_dir():
         targets += sorted((out / "cells").iterdir())
     refuse_existing(targets, overwrite=overwrite, what="tracking result file")
@@ -139,7 +149,7 @@ def _write_cells(folder: Path, result, image_files, np) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for t, seeds in result.outputs.items():
         frame = image_files[t] if len(image_files) > t else Path(f"frame{t:03d}.tif")
-        for track_id, _corner, prob in seeds:
+        for track_id, _, prob in seeds:
             cell = result.cells.get(track_id, track_id)
             name = cell_file_name(Path(frame).with_suffix(".tif").name, cell)
             write_image(folder / name, (np.clip(prob, 0, 1) * 255).astype(np.uint8))

@@ -26,6 +26,7 @@ from napari_cellseg.track.ctc import Track
 from napari_cellseg.track.lineage import Lineage, attributions, tracking_scores
 from napari_cellseg.track.samples import (
     FramePair,
+    frame_shape,
     network_input,
     normalised,
     rescaled,
@@ -154,6 +155,20 @@ class Tracker:
         return torch.sigmoid(logits[:, 0].float()).cpu().numpy()
 
 
+#: Label ids above this are renumbered per frame before tracking (lookup tables stay small).
+MAX_DIRECT_ID = 2**20
+
+
+def compact(frame: np.ndarray) -> np.ndarray:
+    """One frame's labels as int32, renumbered 1..n when its ids are too large to index."""
+    frame = np.asarray(frame)
+    if frame.size and int(frame.max()) > MAX_DIRECT_ID:
+        ids, inverse = np.unique(frame, return_inverse=True)
+        offset = 0 if ids[0] == 0 else 1
+        return (inverse.reshape(frame.shape) + offset).astype(np.int32)
+    return frame.astype(np.int32)
+
+
 def check_stack(labels: np.ndarray, images: np.ndarray | None, source: str) -> np.ndarray:
     """The labels as an int ``(T, Y, X)`` array, refused with a message naming ``source``."""
     labels = np.asarray(labels)
@@ -170,7 +185,7 @@ def check_stack(labels: np.ndarray, images: np.ndarray | None, source: str) -> n
                 f"{source}: {len(images)} image frames but {len(labels)} label frames"
             )
         for t, frame in enumerate(images):
-            if np.shape(frame)[-2:] != labels.shape[1:]:
+            if frame_shape(frame) != labels.shape[1:]:
                 raise CellsegError(
                     f"{source}: frame {t} image is {np.shape(frame)} but its labels are "
                     f"{labels.shape[1:]}; frames of a time-lapse must share one shape"
@@ -238,7 +253,7 @@ def track_stack(
     params = get_family("track").params(hit_threshold=hit_threshold, min_score=min_score)
     factor = scale_factor(tracker.diameter, labels)
     lineage = Lineage()
-    frame = np.asarray(labels[0]).astype(np.int32)
+    frame = compact(labels[0])
     lineage.start(frame)
     result = TrackResult(np.zeros(labels.shape, np.int32), [])
     small = rescaled(frame, factor, order=0)
@@ -246,7 +261,7 @@ def track_stack(
     yield TrackProgress(1, n)
     for t in range(1, n):
         prev, prev_small, prev_image = frame, small, image
-        frame = np.asarray(labels[t]).astype(np.int32)
+        frame = compact(labels[t])
         small = rescaled(frame, factor, order=0)
         image = rescaled(normalised(images[t], f"{source} frame {t}"), factor, order=1)
         seeds = lineage.maps[-1][0]
@@ -264,7 +279,7 @@ def track_stack(
         lineage.update(frame, seeds, attributions(scores, params.min_score))
         yield TrackProgress(t + 1, n)
     for t in range(n):
-        result.labels[t] = lineage.relabel(t, np.asarray(labels[t]))
+        result.labels[t] = lineage.relabel(t, compact(labels[t]))
     result.tracks, result.cells = lineage.tracks(), dict(lineage.cells)
     return result
 

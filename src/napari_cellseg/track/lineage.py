@@ -54,6 +54,8 @@ def tracking_scores(
         h, w = prob.shape
         ys = slice(max(y0, 0), min(y0 + h, labels.shape[0]))
         xs = slice(max(x0, 0), min(x0 + w, labels.shape[1]))
+        if ys.stop <= ys.start or xs.stop <= xs.start:  # the window misses the frame
+            continue
         win = labels[ys, xs]
         hit = prob[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] > hit_threshold
         counts = np.bincount(win[hit], minlength=n_max)

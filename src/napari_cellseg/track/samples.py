@@ -132,7 +132,30 @@ def rescaled(frame: np.ndarray, factor: float, *, order: int) -> np.ndarray:
 
     shape = tuple(max(1, round(n * factor)) for n in frame.shape)
     out = resize(frame, shape, order=order, preserve_range=True, anti_aliasing=False)
-    return out.astype(frame.dtype)
+    out = out.astype(frame.dtype)
+    if order == 0 and frame.any():
+        _keep_every_id(frame, out, factor)
+    return out
+
+
+def _keep_every_id(frame: np.ndarray, small: np.ndarray, factor: float) -> None:
+    """Cells too small to survive a downscaling get one pixel at their scaled centroid, so
+    that every id of ``frame`` is still in ``small`` (a lost cell would lose its track)."""
+    ids = np.unique(frame)
+    lost = np.setdiff1d(ids[ids > 0], np.unique(small))
+    if not len(lost):
+        return
+    centres = ndi.center_of_mass(np.ones(frame.shape, np.uint8), frame, lost)
+    for cell, (y, x) in zip(lost.tolist(), centres):
+        yy = min(max(int((y + 0.5) * factor), 0), small.shape[0] - 1)
+        xx = min(max(int((x + 0.5) * factor), 0), small.shape[1] - 1)
+        small[yy, xx] = cell
+
+
+def frame_shape(frame: np.ndarray) -> tuple[int, int]:
+    """``(Y, X)`` of an image frame: ``(Y, X)`` or colour ``(Y, X, C)`` with C <= 4."""
+    shape = np.shape(frame)
+    return tuple(shape[:2]) if len(shape) == 3 and shape[-1] <= 4 else tuple(shape[-2:])
 
 
 def items_from_sequence(
@@ -190,7 +213,7 @@ def items_from_sequence(
 
     def image(k: int) -> np.ndarray:
         if k not in normed:
-            if np.shape(images[k])[-2:] != labels.shape[1:]:
+            if frame_shape(images[k]) != labels.shape[1:]:
                 raise CellsegError(
                     f"{name}: frame {k} image is {np.shape(images[k])} but its labels are "
                     f"{labels.shape[1:]}"
@@ -264,6 +287,11 @@ def read_delta_folders(path: str | Path) -> list[TrackItem]:
         weights = None
         if "wei" in raw:
             weights = read_image(raw["wei"]).astype(np.float32)
+            if weights.shape != arrays["img"].shape:
+                raise CellsegError(
+                    f"{raw['wei']} is {weights.shape} but the sample's windows are "
+                    f"{arrays['img'].shape}; remake wei/ with `cellseg make-weights {root}`"
+                )
         segall = ndi.label(arrays["segall"])[0].astype(np.int32)
         seed = arrays["seg"].astype(np.int32)
         pair = FramePair(stem, arrays["previmg"], arrays["img"], seed, segall)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from napari_cellseg.errors import CellsegError
+
 #: Weight of the tracked cell's skeleton (DeLTA).
 SKELETON_WEIGHT = 255.0
 
@@ -36,14 +38,19 @@ def tracking_weights(
     Returns
     -------
     numpy.ndarray
-        float32 ``(Y, X)`` weights, all >= 1.
+        float32 ``(Y, X)`` weights (all >= 1 while ``halo_distance <= 63``).
     """
     from skimage.morphology import skeletonize
 
     tracked = np.asarray(track) > 0
     cells = np.asarray(segall) > 0
     if tracked.shape != cells.shape:
-        raise ValueError(f"track {tracked.shape} and segall {cells.shape} differ in shape")
+        raise CellsegError(
+            f"the tracked mask {tracked.shape} and the all-cells mask {cells.shape} differ in "
+            "shape; they must be the same window"
+        )
+    if halo_distance <= 0:
+        raise CellsegError(f"halo_distance must be positive, not {halo_distance}")
     if not tracked.any():
         return (1.0 + 20.0 * cells).astype(np.float32)
     weights = np.ones(tracked.shape, np.float32)

@@ -164,4 +164,19 @@ def _copy_movie(
     (data.val_labels if val else data.labels).append(labels)
     (data.val_names if val else data.names).append(pair.labels)
     (data.val_links if val else data.links).append(None)
-    (data.val_tracks if val else data.tracks).append(metadata.get("tracks"))
+    (data.val_tracks if val else data.tracks).append(_table(labels, metadata, pair.labels))
+
+
+def _table(labels: np.ndarray, metadata: dict, name: str) -> Any:
+    """The layer's track table if it still describes its pixels (it may have been painted
+    since), else None: the table is then made from the pixels, without divisions."""
+    from napari_cellseg.track.ctc import check_tracks
+
+    table = metadata.get("tracks")
+    if table is None:
+        return None
+    try:
+        check_tracks(labels, table, name)
+    except CellsegError:
+        return None
+    return table
