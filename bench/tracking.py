@@ -364,7 +364,7 @@ def delta_peer(
     seconds: float,
     window: int = 320,
     limit: int = 0,
-    model: str | None = None,
+    learned: str | None = None,
 ) -> None:
     """Train DeLTA's tracking U-Net on frames 0-45 for ``seconds``, predict the seeds of frames
     46-91, and compare its seed-level link accuracy with LapTrack's on the same seeds.
@@ -373,7 +373,7 @@ def delta_peer(
     the seed becomes its best cell, and its two best cells if both score over 0.5 (a
     division). A seed is right when that set equals its ground-truth successors. ``limit``
     keeps only the first ``limit`` frame pairs of each range (a quick check; 0: all). With
-    ``model`` (a tracking model trained on frames 0-45, e.g. fold 0 of ``--train``), the
+    ``learned`` (a tracking model trained on frames 0-45, e.g. fold 0 of ``--train``), the
     learned tracker is scored on the same seeds.
     """
     if not DELTA_PY.exists():
@@ -420,9 +420,9 @@ def delta_peer(
     detections = strip_identities(gt)
     lap_right = _seed_accuracy(gt, gt_tracks, test_frames, *link(detections))
     ours = ""
-    if model:
+    if learned:
         mine = _seed_accuracy(
-            gt, gt_tracks, test_frames, *track_with_model(images, detections, Path(model))
+            gt, gt_tracks, test_frames, *track_with_model(images, detections, Path(learned))
         )
         ours = f", learned tracker {mine}/{len(samples)}"
     print(
@@ -576,7 +576,9 @@ def main() -> None:
     if args.model or args.train:
         learned_tracker(seq.images, strip_identities(gt), gt, gt_tracks, args)
     if args.delta:
-        delta_peer(seq.images, gt, gt_tracks, args.delta, limit=args.delta_limit, model=args.model)
+        delta_peer(
+            seq.images, gt, gt_tracks, args.delta, limit=args.delta_limit, learned=args.model
+        )
 
 
 if __name__ == "__main__":
