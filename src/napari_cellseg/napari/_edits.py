@@ -12,7 +12,7 @@ redo bring the right links back; every reader of a layer's links (writer, widget
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -120,7 +120,7 @@ def apply_frames(
     values = np.concatenate(value_parts)
     if links is not None:
         history = _history(layer.metadata)
-        state = _state(data, history.edits)
+        state = edits_applied(data, history.edits)
         links_before = _links_at(history, state) if state is not None else history.synced
         # an edit after an undo drops the undone ones, as napari drops their redo; after
         # unknown pixel changes the older edits can no longer be told apart
@@ -156,20 +156,22 @@ def current_links(data: np.ndarray, metadata: dict[str, Any]) -> Any:
     if links is not history.synced:  # someone else set the links since (a links file read)
         del metadata[LINKS_HISTORY]
         return links
-    state = _state(data, history.edits)
+    state = edits_applied(data, history.edits)
     if state is None:  # painted over since: the pixels no longer tell, keep the links
         return links
     return _set_links(metadata, _links_at(history, state))
 
 
-def _state(data: np.ndarray, edits: list[_LinksEdit]) -> int | None:
+def edits_applied(data: np.ndarray, edits: Sequence[Any]) -> int | None:
     """How many of ``edits`` are applied now (undo and redo go in order), None if unknown.
 
-    After ``k`` of them the pixels of edit ``k`` hold its values after, and those of edit
-    ``k + 1`` its values before (it was applied to exactly this state).
+    Each edit records ``indices`` and the pixel values ``before`` and ``after`` it. After
+    ``k`` of them the pixels of edit ``k`` hold its values after, and those of edit ``k + 1``
+    its values before (it was applied to exactly this state). The links history here and the
+    track-table history of the Track widget both ask it.
     """
 
-    def holds(edit: _LinksEdit, values: np.ndarray) -> bool:
+    def holds(edit: Any, values: np.ndarray) -> bool:
         return bool(np.array_equal(np.asarray(data[edit.indices]), values))
 
     for k in range(len(edits), -1, -1):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.napari._edits import apply_frames, check_editable
+from napari_cellseg.napari._edits import apply_frames, check_editable, edits_applied
 from napari_cellseg.track.ctc import Track, check_tracks, tracks_from_labels
 from napari_cellseg.track.table import tracks_layer_data
 
@@ -87,7 +87,7 @@ def current_tracks(layer: napari.layers.Labels, *, recompute: bool = True) -> li
         if tracks is not history.synced:  # someone else set the table: the history is stale
             del metadata[HISTORY]
         elif history.edits:
-            state = _state(np.asarray(layer.data), history.edits)
+            state = edits_applied(np.asarray(layer.data), history.edits)
             if state is not None:
                 tracks = _set_tracks(metadata, _tracks_at(history, state))
     if not recompute:
@@ -161,7 +161,7 @@ def apply_result(
     frames = {(int(t),): labels[t] for t in np.unique(changed[0])}
     old = np.asarray(data[changed]).copy()
     history = _history(layer.metadata)
-    state = _state(data, history.edits)
+    state = edits_applied(data, history.edits)
     # a correction after an undo drops the undone ones, as napari drops their redo
     history.edits = [] if state is None else history.edits[:state]
     apply_frames(layer, frames)
@@ -213,20 +213,6 @@ def show_tracks(
         shown.data = data  # resets the graph, which must come after
         shown.graph = graph
     return shown
-
-
-def _state(data: np.ndarray, edits: list[_Edit]) -> int | None:
-    """How many of ``edits`` are applied now (undo and redo go in order), None if unknown."""
-
-    def holds(edit: _Edit, values: np.ndarray) -> bool:
-        return bool(np.array_equal(np.asarray(data[edit.indices]), values))
-
-    for k in range(len(edits), -1, -1):
-        if (k == 0 or holds(edits[k - 1], edits[k - 1].after)) and (
-            k == len(edits) or holds(edits[k], edits[k].before)
-        ):
-            return k
-    return None
 
 
 def _tracks_at(history: _History, state: int) -> list[Track]:
