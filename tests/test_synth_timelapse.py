@@ -11,6 +11,7 @@ from skimage.measure import label as connected_label
 from napari_cellseg import synth
 from napari_cellseg.synth.timelapse import _closest_points
 from napari_cellseg.track.ctc import Track
+from napari_cellseg.track.table import tracks_layer_data
 
 KINDS = ["nuclei", "bacteria"]
 SEEDS = [0, 1, 2]
@@ -83,7 +84,8 @@ def test_daughters_begin_the_frame_after_their_mother_ends(movies, kind) -> None
             elif track.begin > 0:
                 pytest.fail(f"track {track} appears without a mother")
         assert all(1 <= len(d) <= 2 for d in movie.divisions.values())
-        assert movie.graph == {t.id: [t.parent] for t in movie.tracks if t.parent}
+        graph = tracks_layer_data(movie.labels, movie.tracks)[1]
+        assert graph == {t.id: [t.parent] for t in movie.tracks if t.parent}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -203,7 +205,7 @@ def test_the_geometry_table_has_one_row_per_cell_and_frame(movies, kind) -> None
     movie = movies[kind, 0]
     present = sorted((t, i) for i, frames in _frames_of(movie.labels).items() for t in frames)
     assert sorted(zip(movie.cells["t"].tolist(), movie.cells["id"].tolist())) == present
-    data = movie.tracks_data()
+    data = tracks_layer_data(movie.labels, movie.tracks)[0]
     assert data.shape == (len(present), 4)
     assert sorted(zip(data[:, 1].astype(int).tolist(), data[:, 0].astype(int).tolist())) == present
     # The simulated centres are the labels' centroids, for cells inside the field.
@@ -256,7 +258,8 @@ def test_nuclei_have_no_poles(movies) -> None:
 def test_an_empty_field_and_a_single_frame_are_allowed() -> None:
     empty = synth.timelapse("bacteria", n_frames=3, shape=(64, 64), n_cells=0)
     assert empty.labels.max() == 0 and empty.tracks == [] and empty.images.min() > 0
-    assert empty.tracks_data().shape == (0, 4) and len(empty.cells) == 0
+    empty_data = tracks_layer_data(empty.labels, empty.tracks)[0]
+    assert empty_data.shape == (0, 4) and len(empty.cells) == 0
     single = synth.timelapse("nuclei", n_frames=1, shape=(64, 64), n_cells=2)
     assert [(t.begin, t.end, t.parent) for t in single.tracks] == [(0, 0, 0), (0, 0, 0)]
 

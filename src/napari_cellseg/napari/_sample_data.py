@@ -50,10 +50,13 @@ def dividing_cells() -> list[LayerData]:
         Image layer ``dividing_cells`` ``(T, Y, X)``, Labels layer ``dividing_cells_masks``
         and Tracks layer ``dividing_cells_tracks`` (rows ``[track id, t, y, x]``).
     """
+    from napari_cellseg.track.table import tracks_layer_data
+
     movie = synth.timelapse(seed=0)
-    tracks = {"name": "dividing_cells_tracks", "graph": movie.graph, "tail_length": 5}
+    data, graph = tracks_layer_data(movie.labels, movie.tracks)
+    tracks = {"name": "dividing_cells_tracks", "graph": graph, "tail_length": 5}
     return [
         (movie.images, {"name": "dividing_cells", "colormap": "gray"}, "image"),
         labels_layer(movie.labels, "dividing_cells_masks"),
-        (movie.tracks_data(), tracks, "tracks"),
+        (data, tracks, "tracks"),
     ]

@@ -86,11 +86,6 @@ class Timelapse:
     drift: np.ndarray
 
     @property
-    def graph(self) -> dict[int, list[int]]:
-        """napari's Tracks ``graph``: ``{daughter id: [mother id]}``."""
-        return {t.id: [t.parent] for t in self.tracks if t.parent}
-
-    @property
     def divisions(self) -> dict[int, list[int]]:
         """``{mother id: [daughter ids]}`` (one daughter where the other was born out of view)."""
         out: dict[int, list[int]] = {}
@@ -98,26 +93,6 @@ class Timelapse:
             if t.parent:
                 out.setdefault(t.parent, []).append(t.id)
         return out
-
-    def tracks_data(self) -> np.ndarray:
-        """napari Tracks data: rows ``[track id, t, y, x]`` at the labels' centroids.
-
-        Returns
-        -------
-        numpy.ndarray
-            float64 ``(N, 4)``, one row per cell and frame, sorted by track id then frame.
-        """
-        rows = []
-        for t, frame in enumerate(self.labels):
-            ids = np.unique(frame[frame > 0])
-            if len(ids) == 0:
-                continue
-            yx = np.array(ndi.center_of_mass(np.ones(frame.shape), frame, ids), ndmin=2)
-            rows.append(np.column_stack([ids, np.full(len(ids), t), yx]))
-        if not rows:
-            return np.zeros((0, 4))
-        data = np.concatenate(rows).astype(np.float64)
-        return data[np.lexsort((data[:, 1], data[:, 0]))]
 
 
 def timelapse(
