@@ -83,14 +83,12 @@ def _tracking_weights(args: argparse.Namespace) -> int:
     from napari_cellseg.errors import CellsegError
     from napari_cellseg.io.images import read_mask, write_image
     from napari_cellseg.io.outputs import refuse_existing, refuse_inputs
+    from napari_cellseg.track.samples import files_by_stem
     from napari_cellseg.track.weights import tracking_weights
 
     root = Path(args.dir)
     out = Path(args.output) if args.output else root / "wei"
-    mot_dau, segall = (
-        {p.stem: p for p in sorted((root / f).iterdir()) if p.is_file() and p.name[0] != "."}
-        for f in ("mot_dau", "segall")
-    )
+    mot_dau, segall = (files_by_stem(root / f) for f in ("mot_dau", "segall"))
     lonely = sorted(set(mot_dau) - set(segall))
     if lonely:
         raise CellsegError(f"{root}: {lonely[0]} is in mot_dau/ but not in segall/")

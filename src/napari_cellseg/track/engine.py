@@ -26,7 +26,7 @@ from napari_cellseg.track.ctc import Track
 from napari_cellseg.track.lineage import Lineage, attributions, tracking_scores
 from napari_cellseg.track.samples import (
     FramePair,
-    frame_shape,
+    check_stack,
     network_input,
     normalised,
     rescaled,
@@ -167,30 +167,6 @@ def compact(frame: np.ndarray) -> np.ndarray:
         offset = 0 if ids[0] == 0 else 1
         return (inverse.reshape(frame.shape) + offset).astype(np.int32)
     return frame.astype(np.int32)
-
-
-def check_stack(labels: np.ndarray, images: np.ndarray | None, source: str) -> np.ndarray:
-    """The labels as an int ``(T, Y, X)`` array, refused with a message naming ``source``."""
-    labels = np.asarray(labels)
-    if labels.ndim != 3:
-        raise CellsegError(
-            f"{source}: tracking needs a time-lapse of labels (T, Y, X); this is an array of "
-            f"shape {labels.shape}. Open or segment every frame of the movie"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise CellsegError(f"{source}: labels are {labels.dtype}, not integers")
-    if images is not None:
-        if len(images) != len(labels):
-            raise CellsegError(
-                f"{source}: {len(images)} image frames but {len(labels)} label frames"
-            )
-        for t, frame in enumerate(images):
-            if frame_shape(frame) != labels.shape[1:]:
-                raise CellsegError(
-                    f"{source}: frame {t} image is {np.shape(frame)} but its labels are "
-                    f"{labels.shape[1:]}; frames of a time-lapse must share one shape"
-                )
-    return labels
 
 
 def track_stack(

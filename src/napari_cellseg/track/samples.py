@@ -158,6 +158,30 @@ def frame_shape(frame: np.ndarray) -> tuple[int, int]:
     return tuple(shape[:2]) if len(shape) == 3 and shape[-1] <= 4 else tuple(shape[-2:])
 
 
+def check_stack(labels: np.ndarray, images: np.ndarray | None, source: str) -> np.ndarray:
+    """The labels as an int ``(T, Y, X)`` array, refused with a message naming ``source``."""
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise CellsegError(
+            f"{source}: tracking needs a time-lapse of labels (T, Y, X); this is an array of "
+            f"shape {labels.shape}. Open or segment every frame of the movie"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise CellsegError(f"{source}: labels are {labels.dtype}, not integers")
+    if images is not None:
+        if len(images) != len(labels):
+            raise CellsegError(
+                f"{source}: {len(images)} image frames but {len(labels)} label frames"
+            )
+        for t, frame in enumerate(images):
+            if frame_shape(frame) != labels.shape[1:]:
+                raise CellsegError(
+                    f"{source}: frame {t} image is {np.shape(frame)} but its labels are "
+                    f"{labels.shape[1:]}; frames of a time-lapse must share one shape"
+                )
+    return labels
+
+
 def items_from_sequence(
     images: Sequence[np.ndarray] | np.ndarray,
     labels: np.ndarray,
@@ -192,14 +216,7 @@ def items_from_sequence(
     CellsegError
         When images and labels differ in frame count or shape, naming the frame.
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 3:
-        raise CellsegError(
-            f"{name}: tracking needs a time-lapse (T, Y, X) of labels, not an array of shape "
-            f"{labels.shape}"
-        )
-    if len(images) != len(labels):
-        raise CellsegError(f"{name}: {len(images)} image frames but {len(labels)} label frames")
+    labels = check_stack(labels, images, name)
     children: dict[int, list[int]] = {}
     for t in tracks:
         if t.parent:
@@ -213,11 +230,6 @@ def items_from_sequence(
 
     def image(k: int) -> np.ndarray:
         if k not in normed:
-            if frame_shape(images[k]) != labels.shape[1:]:
-                raise CellsegError(
-                    f"{name}: frame {k} image is {np.shape(images[k])} but its labels are "
-                    f"{labels.shape[1:]}"
-                )
             normed[k] = rescaled(normalised(images[k], f"{name} frame {k}"), factor, order=1)
         return normed[k]
 
@@ -262,7 +274,7 @@ def read_delta_folders(path: str | Path) -> list[TrackItem]:
             f"{root} is not a DeLTA tracking set: it lacks {', '.join(f + '/' for f in missing)} "
             f"(a tracking set has {' '.join(f + '/' for f in FOLDERS)}, wei/ optional)"
         )
-    stems = {f: _by_stem(root / f) for f in FOLDERS if (root / f).is_dir()}
+    stems = {f: files_by_stem(root / f) for f in FOLDERS if (root / f).is_dir()}
     names = sorted(stems["img"])
     for folder in FOLDERS[:-1]:
         lonely = sorted(set(names) ^ set(stems[folder]))
@@ -312,7 +324,8 @@ def read_delta_folders(path: str | Path) -> list[TrackItem]:
     return items
 
 
-def _by_stem(folder: Path) -> dict[str, Path]:
+def files_by_stem(folder: Path) -> dict[str, Path]:
+    """The files of ``folder`` by stem, hidden files left out (DeLTA matches by stem)."""
     return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.name[0] != "."}
 
 
