@@ -45,7 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from _common import DATA, REPO, median, result, run_measured
-from napari_cellseg.track.ctc import Track, read_sequence, tracks_from_labels
+from napari_cellseg.track.ctc import Track, tracks_from_labels
+from napari_cellseg.track.folders import read_sequence
 from napari_cellseg.track.laptrack import automatic_max_distance, frame_detections, link
 from napari_cellseg.track.scores import ctc_scores_arrays
 

@@ -131,7 +131,8 @@ def tracking(tmp_path: Path) -> tuple[Path, Path]:
     01_RES that swaps them from frame 2 on (hand-computed AOGM: ED 2 + 1.5 * EA 2 = 5 of
     AOGM_0 = 10 * 8 cells + 1.5 * 6 edges = 89)."""
     pytest.importorskip("ctc_metrics")
-    from napari_cellseg.track.ctc import Track, write_result, write_tracks
+    from napari_cellseg.track.ctc import Track, write_tracks
+    from napari_cellseg.track.folders import write_result
 
     gt_labels = np.zeros((4, 12, 24), np.uint16)
     gt_labels[:, 2:6, 2:6] = 1

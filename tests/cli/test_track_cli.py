@@ -12,7 +12,7 @@ import tifffile
 
 from napari_cellseg import synth
 from napari_cellseg.cli import main
-from napari_cellseg.track import ctc
+from napari_cellseg.track import ctc, folders
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_make_tracking_set_writes_six_folders_of_windows(sequence, tmp_path, cap
         main(["make-tracking-set", str(sequence / "01"), "--out", str(out), "--tyx", "32,32"]) == 0
     )
     assert "tracking samples" in capsys.readouterr().out
-    seq = ctc.read_sequence(sequence / "01")
+    seq = folders.read_sequence(sequence / "01")
     n_samples = sum(len(np.unique(f)) - 1 for f in seq.labels[:-1])
     for folder in ("previmg", "seg", "img", "segall", "mot_dau", "wei"):
         files = sorted((out / folder).iterdir())
@@ -112,7 +112,7 @@ def test_a_track_model_trains_on_the_sequence_and_tracks_it(sequence, tmp_path, 
         )
         == 0
     )
-    result = ctc.read_sequence(res, images=False)
+    result = folders.read_sequence(res, images=False)
     assert result.labels.shape == (8, 96, 96)
     cells = list((res / "cells").iterdir())
     assert cells and all("Cell" in p.name for p in cells)
@@ -159,7 +159,7 @@ def test_the_tracking_demo_trains_tracks_and_scores(tmp_path, capsys):
     line = next(line for line in printed.splitlines() if line.startswith("tracking model"))
     ours, laptrack = (float(part.split()[0]) for part in line.split("TRA ")[1:3])
     assert 0 < ours <= 1 and laptrack > 0.9
-    result = ctc.read_sequence(out / "test" / "01_RES", images=False)
+    result = folders.read_sequence(out / "test" / "01_RES", images=False)
     assert result.labels.shape == (20, 256, 256)
     assert (out / "models" / "demo_track.pt").exists()
 
@@ -174,6 +174,6 @@ def test_a_segmentation_model_segments_every_frame_before_tracking(sequence, tmp
     res = tmp_path / "res"
     argv = ["track", "--method", "laptrack", "--images", str(sequence / "01")]
     assert main([*argv, "--seg_model", str(seg_model), "--out", str(res)]) == 0
-    result = ctc.read_sequence(res, images=False)
+    result = folders.read_sequence(res, images=False)
     assert result.labels.shape == (8, 96, 96)
     ctc.check_tracks(result.labels, result.tracks, "result")

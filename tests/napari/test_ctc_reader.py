@@ -14,7 +14,8 @@ from napari_cellseg.io.images import write_image, write_mask
 from napari_cellseg.napari._reader import get_folder_reader, read_ctc_folder, read_folder
 from napari_cellseg.napari.track import TrackWidget
 from napari_cellseg.napari.track.result import TRACKS, TRACKS_LAYER
-from napari_cellseg.track.ctc import Track, write_result, write_tracks
+from napari_cellseg.track.ctc import Track, write_tracks
+from napari_cellseg.track.folders import write_result
 
 PLUGIN = "napari-cellseg"
 #: Track 1 runs over frames 0-1 and divides into 2 and 3 at frame 2.

@@ -11,7 +11,8 @@ from napari.layers import Labels, Tracks
 from napari_cellseg.napari.track import TrackWidget
 from napari_cellseg.napari.track.result import TRACKS, current_tracks
 from napari_cellseg.napari.track.widget import METHODS
-from napari_cellseg.track.ctc import Track, read_sequence
+from napari_cellseg.track.ctc import Track
+from napari_cellseg.track.folders import read_sequence
 
 TIMEOUT_MS = 60_000
 #: The division of the movie: the upper disc splits at this frame.

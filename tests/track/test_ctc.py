@@ -10,17 +10,19 @@ import tifffile
 
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.track.ctc import (
-    CTCSequence,
     Track,
     check_tracks,
-    frame_digits,
-    is_ctc_folder,
-    read_sequence,
     read_tracks,
     relabel_consecutive,
     tracks_from_labels,
-    write_result,
     write_tracks,
+)
+from napari_cellseg.track.folders import (
+    CTCSequence,
+    frame_digits,
+    is_ctc_folder,
+    read_sequence,
+    write_result,
 )
 
 #: A mother (1) in frames 0-1 divides into 2 and 3 (frames 2-3); 4 lives in frames 1-3.

@@ -17,7 +17,8 @@ import tifffile
 
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.metrics import tracking_scores
-from napari_cellseg.track.ctc import Track, read_tracks, write_result, write_tracks
+from napari_cellseg.track.ctc import Track, read_tracks, write_tracks
+from napari_cellseg.track.folders import write_result
 from napari_cellseg.track.scores import CTCScores, ctc_scores, ctc_scores_arrays
 
 pytest.importorskip("ctc_metrics")

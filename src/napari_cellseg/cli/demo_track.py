@@ -46,7 +46,7 @@ def run_track_demo(args: argparse.Namespace, out: Path) -> int:
     from napari_cellseg import synth
     from napari_cellseg.config import TrainConfig
     from napari_cellseg.errors import CellsegError
-    from napari_cellseg.track import ctc
+    from napari_cellseg.track import folders
     from napari_cellseg.track.engine import run, track_stack
     from napari_cellseg.track.scores import ctc_scores_arrays
     from napari_cellseg.train import train_until
@@ -80,7 +80,7 @@ def run_track_demo(args: argparse.Namespace, out: Path) -> int:
     print("[3/4] tracking the held-out movie from its labels (identities removed)")
     labels = detections(test_movie.labels, args.seed)
     tracked = run(track_stack(test_movie.images, labels, model=model, device="auto"))
-    ctc.write_result(out / "test" / "01_RES", tracked.labels, tracked.tracks)
+    folders.write_result(out / "test" / "01_RES", tracked.labels, tracked.tracks)
     print("[4/4] scoring against the true lineage (Cell Tracking Challenge TRA / DET)")
     truth = (test_movie.labels, test_movie.tracks)
     try:

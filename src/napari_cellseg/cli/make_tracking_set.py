@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the samples and write them."""
     from napari_cellseg.config import _parse_tyx
     from napari_cellseg.errors import CellsegError
-    from napari_cellseg.track import ctc
+    from napari_cellseg.track import folders
     from napari_cellseg.track.samples import items_from_sequence, write_tracking_set
 
     size = _parse_tyx(args.tyx)
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--frames {args.frames}: needs 0 <= A and A + 1 < B (a pair of frames at least)"
             )
         frames = (first, stop)
-    seq = ctc.read_sequence(args.sequence, args.gt)
+    seq = folders.read_sequence(args.sequence, args.gt)
     if seq.images is None or seq.labels is None or seq.tracks is None:
         raise CellsegError(
             f"{args.sequence}: needs images and a tracking ground truth (man_track.txt + "

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_cellseg.errors import CellsegError
-    from napari_cellseg.track import ctc, engine, table
+    from napari_cellseg.track import engine, folders, table
 
     if args.method == "model" and not args.model:
         raise CellsegError(
@@ -75,13 +75,13 @@ def run(args: argparse.Namespace) -> int:
     _refuse_existing(out, args.overwrite, args.save_cells, 0)
     images, image_files = (None, [])
     if args.images:
-        images, image_files = ctc.read_frames(args.images, labels=False)
+        images, image_files = folders.read_frames(args.images, labels=False)
     elif args.method == "model" or args.seg_model:
         raise CellsegError("--images is needed to track with a model or to segment")
     if args.seg_model:
         labels = _segment(images, args.seg_model, args.device)
     else:
-        labels, _ = ctc.read_frames(args.labels, labels=True)
+        labels, _ = folders.read_frames(args.labels, labels=True)
     _refuse_existing(out, args.overwrite, args.save_cells, len(labels))
     source = str(args.labels or args.images)
     bar = tqdm(total=len(labels), unit="frame", desc="track")
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         lambda p: bar.update(p.frame - bar.n),
     )
     bar.close()
-    written = ctc.write_result(out, result.labels, result.tracks, overwrite=args.overwrite)
+    written = folders.write_result(out, result.labels, result.tracks, overwrite=args.overwrite)
     table.write_lineage_csv(out / "lineage.csv", table.lineage_rows(result.labels, result.tracks))
     if args.save_cells:
         _write_cells(out / "cells", result, image_files, np)
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 def _refuse_existing(out: Path, overwrite: bool, cells: bool, n_frames: int) -> None:
     """Refuse to replace an earlier result (its ``n_frames`` mask files too, once known)."""
     from napari_cellseg.io.outputs import refuse_existing
-    from napari_cellseg.track.ctc import frame_digits
+    from napari_cellseg.track.folders import frame_digits
 
     digits = frame_digits(n_frames) if n_frames else 3
     targets = [out / "res_track.txt", out / "lineage.csv"]

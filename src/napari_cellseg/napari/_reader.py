@@ -345,7 +345,7 @@ def read_ctc_folder(path: str) -> list[LayerData]:
     path
         A sequence ``01`` with ``01_GT/TRA`` beside it, a ``01_GT/TRA`` folder, or a result
         folder (``maskNNN.tif`` + ``res_track.txt``, with the images of ``01`` when it is
-        ``01_RES``); see :func:`napari_cellseg.track.ctc.read_sequence`.
+        ``01_RES``); see :func:`napari_cellseg.track.folders.read_sequence`.
 
     Returns
     -------
@@ -355,7 +355,8 @@ def read_ctc_folder(path: str) -> list[LayerData]:
         Track widget corrects it), and a Tracks layer ``"<folder> tracks"`` (divisions as its
         graph).
     """
-    from napari_cellseg.track.ctc import GT_TABLE, RES_TABLE, read_sequence
+    from napari_cellseg.track.ctc import GT_TABLE, RES_TABLE
+    from napari_cellseg.track.folders import read_sequence
     from napari_cellseg.track.table import tracks_layer_data
 
     sequence = read_sequence(path)

@@ -4,7 +4,9 @@ A tracking result is always the CTC pair: a label stack ``(T, Y, X)`` whose ids 
 (one id per branch between divisions) and a list of :class:`~.ctc.Track` rows (id, begin, end,
 parent). Modules:
 
-- :mod:`.ctc` - ``man_track.txt`` / ``res_track.txt`` and ``maskNNN.tif`` folders, CTC sequences;
+- :mod:`.ctc` - the track table (``man_track.txt`` / ``res_track.txt`` rows) and its checks
+  against a label stack;
+- :mod:`.folders` - CTC sequences, ground truths and ``maskNNN.tif`` results, frame stacks;
 - :mod:`.table` - lineage tables (CSV) and napari Tracks data from a result;
 - :mod:`.samples` - tracking training samples (DeLTA's six folders, or built from a sequence);
 - :mod:`.weights` - DeLTA's ``tracking_weights``;

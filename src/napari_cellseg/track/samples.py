@@ -341,9 +341,9 @@ def load_track_items(path: str | Path, config: TrainConfig | None = None) -> lis
         if (root / "img").is_dir() and (root / "mot_dau").is_dir():
             items += read_delta_folders(root)
             continue
-        from napari_cellseg.track import ctc
+        from napari_cellseg.track import folders
 
-        seq = ctc.read_sequence(root)
+        seq = folders.read_sequence(root)
         if seq.images is None or seq.labels is None or seq.tracks is None:
             raise CellsegError(
                 f"{root}: a tracking set needs images, labels and a track table; found "

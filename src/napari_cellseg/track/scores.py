@@ -36,23 +36,25 @@ import numpy as np
 
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.track.ctc import (
-    _GT_FILE,
-    _RES_FILE,
-    _SEG_FILE,
     GT_TABLE,
     RES_TABLE,
     Track,
     _as_stack,
     _frame_ids,
-    _gt_tra,
-    _numbered,
     _problems_message,
     _track_problems,
-    frame_digits,
     read_tracks,
     relabel_consecutive,
-    write_result,
     write_tracks,
+)
+from napari_cellseg.track.folders import (
+    _GT_FILE,
+    _RES_FILE,
+    _SEG_FILE,
+    _gt_tra,
+    _numbered,
+    frame_digits,
+    write_result,
 )
 
 #: The measures :func:`ctc_scores` computes.

@@ -471,7 +471,7 @@ class TrackWidget(DockWidget):
             shown as a notification.
         """
         from napari_cellseg.io.outputs import refuse_existing
-        from napari_cellseg.track.ctc import write_result
+        from napari_cellseg.track.folders import write_result
         from napari_cellseg.track.table import lineage_rows, write_lineage_csv
 
         layer = self.result_layer
