@@ -46,7 +46,7 @@ import numpy as np
 
 from _common import DATA, REPO, median, result, run_measured
 from napari_cellseg.track.ctc import Track, tracks_from_labels
-from napari_cellseg.track.folders import read_sequence
+from napari_cellseg.track.folders import read_sequence, write_sequence
 from napari_cellseg.track.laptrack import automatic_max_distance, frame_detections, link
 from napari_cellseg.track.scores import ctc_scores_arrays
 
@@ -180,21 +180,6 @@ def run_linker(
 # ------------------------------------------------------------------------ learned tracker
 
 
-def write_ctc_range(folder: Path, images: np.ndarray, labels: np.ndarray, tracks: list[Track]):
-    """Write frames as a CTC sequence ``folder/01`` + ``folder/01_GT/TRA`` (for training)."""
-    import tifffile
-
-    from napari_cellseg.track.ctc import write_tracks
-
-    (folder / "01").mkdir(parents=True)
-    (folder / "01_GT" / "TRA").mkdir(parents=True)
-    for t, (image, frame) in enumerate(zip(images, labels)):
-        tifffile.imwrite(folder / "01" / f"t{t:03d}.tif", image)
-        tifffile.imwrite(folder / "01_GT" / "TRA" / f"man_track{t:03d}.tif", frame.astype("u2"))
-    write_tracks(folder / "01_GT" / "TRA" / "man_track.txt", tracks)
-    return folder / "01"
-
-
 def track_with_model(images: np.ndarray, labels: np.ndarray, model: Path):
     """THE LEARNED TRACKER: ``track_stack`` with a tracking model -> ``(labels, tracks)``."""
     from napari_cellseg.track.engine import track_stack
@@ -251,7 +236,7 @@ def learned_tracker(
         runs = []
         work = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
         for k, (train, test) in enumerate(FOLDS):
-            folder = write_ctc_range(
+            folder = write_sequence(
                 work / f"fold{k}", images[train], gt[train], clip(gt, gt_tracks, train)
             )
             model = work / f"fold{k}.pt"

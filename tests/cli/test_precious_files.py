@@ -195,16 +195,10 @@ def template(tmp_path_factory) -> Path:
 
 def _movie(root: Path) -> None:
     """A small CTC tree: ``01/tNNN.tif`` and ``01_GT/TRA``."""
-    from napari_cellseg.io.images import write_image
-    from napari_cellseg.track import ctc
+    from napari_cellseg.track.folders import write_sequence
 
     movie = synth.timelapse("nuclei", n_frames=4, shape=(64, 64), n_cells=3, seed=0)
-    (root / "01").mkdir(parents=True)
-    (root / "01_GT" / "TRA").mkdir(parents=True)
-    for t, (image, labels) in enumerate(zip(movie.images, movie.labels)):
-        write_image(root / "01" / f"t{t:03d}.tif", image)
-        write_mask(root / "01_GT" / "TRA" / f"man_track{t:03d}.tif", labels)
-    ctc.write_tracks(root / "01_GT" / "TRA" / "man_track.txt", movie.tracks)
+    write_sequence(root, movie.images, movie.labels, movie.tracks)
 
 
 @pytest.fixture

@@ -20,14 +20,7 @@ def sequence(tmp_path_factory) -> Path:
     """A CTC tree ``<root>/01`` + ``<root>/01_GT/TRA`` of a dividing synthetic colony."""
     root = tmp_path_factory.mktemp("ctc")
     movie = synth.timelapse("nuclei", n_frames=8, shape=(96, 96), n_cells=4, seed=1, cycle=5)
-    (root / "01").mkdir()
-    for t, frame in enumerate(movie.images):
-        tifffile.imwrite(root / "01" / f"t{t:03d}.tif", frame.astype(np.float32))
-    tra = root / "01_GT" / "TRA"
-    tra.mkdir(parents=True)
-    for t, frame in enumerate(movie.labels):
-        tifffile.imwrite(tra / f"man_track{t:03d}.tif", frame.astype(np.uint16))
-    ctc.write_tracks(tra / "man_track.txt", movie.tracks)
+    folders.write_sequence(root, movie.images, movie.labels, movie.tracks)
     return root
 
 

@@ -365,3 +365,20 @@ def test_gowt1_ground_truth_reads_and_is_consistent(shared_data):
     assert len(sequence.image_files) == 92 and sequence.images is None
     parents = {t.id: t.parent for t in sequence.tracks}
     assert tracks_from_labels(sequence.labels, parents) == sorted(sequence.tracks)
+
+
+def test_write_sequence_round_trips_and_refuses_to_replace(tmp_path):
+    from napari_cellseg.track.folders import write_sequence
+
+    labels = division_labels()
+    images = images_of(labels)
+    seq = write_sequence(tmp_path, images, labels, TRACKS)
+    back = read_sequence(seq)
+    np.testing.assert_array_equal(back.images, images)
+    np.testing.assert_array_equal(back.labels, labels)
+    assert back.tracks == sorted(TRACKS)
+    with pytest.raises(CellsegError, match="already exist"):
+        write_sequence(tmp_path, images, labels, TRACKS)
+    with pytest.raises(CellsegError, match="each label frame needs its image"):
+        write_sequence(tmp_path / "other", images[:2], labels, TRACKS)
+    assert not (tmp_path / "other").exists()

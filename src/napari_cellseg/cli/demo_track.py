@@ -14,21 +14,6 @@ from pathlib import Path
 import numpy as np
 
 
-def write_movie(root: Path, movie) -> Path:  # noqa: ANN001 - a synth.Timelapse
-    """``root/01/tNNN.tif`` + ``root/01_GT/TRA`` of a synthetic movie; returns ``root/01``."""
-    from napari_cellseg.io.images import write_image
-    from napari_cellseg.track import ctc
-
-    seq, tra = root / "01", root / "01_GT" / "TRA"
-    seq.mkdir(parents=True)
-    tra.mkdir(parents=True)
-    for t, (image, labels) in enumerate(zip(movie.images, movie.labels)):
-        write_image(seq / f"t{t:03d}.tif", image.astype(np.float32))
-        write_image(tra / f"man_track{t:03d}.tif", labels.astype(np.uint16))
-    ctc.write_tracks(tra / ctc.GT_TABLE, movie.tracks)
-    return seq
-
-
 def detections(labels: np.ndarray, seed: int) -> np.ndarray:
     """The labels with each frame's ids shuffled: what a segmentation gives a tracker."""
     rng = np.random.default_rng(seed)
@@ -57,8 +42,10 @@ def run_track_demo(args: argparse.Namespace, out: Path) -> int:
     test_movie = synth.timelapse(
         kind, n_frames=20, shape=(256, 256), n_cells=8, seed=args.seed + 10_000
     )
-    train_seq = write_movie(out / "train", train_movie)
-    write_movie(out / "test", test_movie)
+    train_seq = folders.write_sequence(
+        out / "train", train_movie.images, train_movie.labels, train_movie.tracks
+    )
+    folders.write_sequence(out / "test", test_movie.images, test_movie.labels, test_movie.tracks)
     divisions = sum(1 for t in train_movie.tracks if t.parent) // 2
     print(f"      training movie: {len(train_movie.tracks)} tracks, {divisions} divisions")
     print(f"[2/4] training a tracking model for up to {args.minutes:g} min")

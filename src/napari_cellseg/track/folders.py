@@ -337,47 +337,108 @@ def write_result(
         ``overwrite``) or the folder holds mask files of another result. Nothing is written
         then.
     """
+    folder = Path(folder)
+    if not folder.parent.is_dir():
+        raise CellsegError(f"cannot write {folder}: the folder {folder.parent} does not exist")
+    return _write_labels(folder, labels, tracks, "mask", _RES_FILE, RES_TABLE, overwrite)
+
+
+def write_sequence(
+    root: str | os.PathLike,
+    images: np.ndarray,
+    labels: np.ndarray,
+    tracks: Sequence[Track],
+    *,
+    name: str = "01",
+) -> Path:
+    """Write a labelled time-lapse as a CTC sequence with its ground truth.
+
+    ``root/<name>/tNNN.tif`` (the images, in their dtype) and ``root/<name>_GT/TRA``
+    (``man_trackNNN.tif`` + ``man_track.txt``), which :func:`read_sequence` reads back.
+
+    Returns
+    -------
+    pathlib.Path
+        The sequence folder ``root/<name>``.
+
+    Raises
+    ------
+    CellsegError
+        As :func:`write_result` for the labels and table; for images that are not one frame
+        per label frame; for existing files. Nothing is written then.
+    """
+    from napari_cellseg.io.images import write_image
+    from napari_cellseg.io.outputs import refuse_existing
+
+    root = Path(root)
+    seq, tra = root / name, root / f"{name}_GT" / "TRA"
+    labels = _as_stack(labels, f"ground truth for {seq}")
+    if len(images) != len(labels) or any(np.shape(i)[:2] != labels.shape[1:] for i in images):
+        raise CellsegError(
+            f"{seq}: {len(images)} images for {len(labels)} label frames of "
+            f"{labels.shape[1:]}; each label frame needs its image of the same size"
+        )
+    digits = frame_digits(len(labels))
+    files = [seq / f"t{t:0{digits}d}.tif" for t in range(len(images))]
+    refuse_existing(files, overwrite=False, what="image file")
+    _write_labels(tra, labels, tracks, "man_track", _GT_FILE, GT_TABLE, False)
+    seq.mkdir(parents=True, exist_ok=True)
+    for path, image in zip(files, images):
+        write_image(path, np.asarray(image))
+    return seq
+
+
+def _write_labels(
+    folder: Path,
+    labels: np.ndarray,
+    tracks: Sequence[Track],
+    prefix: str,
+    pattern: re.Pattern[str],
+    table_name: str,
+    overwrite: bool,
+) -> list[Path]:
+    """``<prefix>NNN.tif`` label frames + the track table into ``folder``, after every check
+    (the table against the labels, 16-bit ids, no other frames of that kind left in the
+    folder, no file replaced without ``overwrite``)."""
     from napari_cellseg.io.images import write_mask
     from napari_cellseg.io.outputs import refuse_existing, remove_stale_temporaries
 
-    folder = Path(folder)
-    labels = _as_stack(labels, f"result for {folder}")
+    what = "result" if prefix == "mask" else "ground truth"
+    labels = _as_stack(labels, f"{what} for {folder}")
     tracks = sorted(tracks)
-    check_tracks(labels, tracks, f"result for {folder}")
+    check_tracks(labels, tracks, f"{what} for {folder}")
     high = int(labels.max())
     if high > _LARGEST_CTC_ID:
         raise CellsegError(
-            f"result for {folder}: track id {high} does not fit the 16-bit CTC masks (at most "
+            f"{what} for {folder}: track id {high} does not fit the 16-bit CTC masks (at most "
             f"{_LARGEST_CTC_ID}); renumber the tracks with relabel_consecutive"
         )
     if folder.exists() and not folder.is_dir():
-        raise CellsegError(f"{folder} is a file; give a folder for the result")
+        raise CellsegError(f"{folder} is a file; give a folder for the {what}")
     digits = frame_digits(len(labels))
-    masks = [folder / f"mask{t:0{digits}d}.tif" for t in range(len(labels))]
-    table = folder / RES_TABLE
+    masks = [folder / f"{prefix}{t:0{digits}d}.tif" for t in range(len(labels))]
+    table = folder / table_name
     if folder.is_dir():
         names = {p.name for p in masks}
         others = sorted(
-            p.name for p in folder.iterdir() if _RES_FILE.fullmatch(p.name) and p.name not in names
+            p.name for p in folder.iterdir() if pattern.fullmatch(p.name) and p.name not in names
         )
         if others:
             shown = ", ".join(others[:_LISTED]) + f" and {len(others) - _LISTED} more" * (
                 len(others) > _LISTED
             )
             raise CellsegError(
-                f"{folder} holds mask files of another result ({shown}) that this result of "
+                f"{folder} holds mask files of another {what} ({shown}) that this {what} of "
                 f"{len(labels)} frames would not replace; choose an empty folder or remove "
                 "them. Nothing was written"
             )
     refuse_existing(
         [*masks, table],
         overwrite=overwrite,
-        what="result file",
+        what=f"{what} file",
         fix="pass overwrite=True (--overwrite) to replace them, or choose another folder",
     )
-    if not folder.parent.is_dir():
-        raise CellsegError(f"cannot write {folder}: the folder {folder.parent} does not exist")
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries([*masks, table])
     for path, frame in zip(masks, labels):
         write_mask(path, frame.astype(np.uint16))
