@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 from skimage.measure import label as connected_label
 
 from napari_cellseg import synth
-from napari_cellseg.synth.timelapse import _closest_points
+from napari_cellseg.synth.timelapse.rods import _closest_points
 from napari_cellseg.track.ctc import Track
 from napari_cellseg.track.table import tracks_layer_data
 
