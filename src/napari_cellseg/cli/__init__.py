@@ -26,6 +26,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "predict",
     "track",
     "evaluate",
+    "info",
+    "import_cellpose",
 )
 
 

@@ -220,12 +220,16 @@ def card_metrics(
     epochs_done
         Epochs trained.
     train_loss, val_loss
-        Losses of the last epoch (``val_loss`` None without validation data).
+        Final losses (``val_loss`` None without validation data); the last record of
+        ``history`` replaces them when there is one (its ``loss`` is the epoch's mean, where
+        ``train_loss`` is the last step's).
     history
-        The per-epoch records (``epoch``, ``val_loss``).
+        The per-epoch records (``epoch``, ``loss``, ``val_loss``).
     scores
         AP etc. on the validation images, when they were segmented (``train --evaluate``).
     """
+    if history:
+        train_loss, val_loss = history[-1].get("loss"), history[-1].get("val_loss")
     vals = [(r["val_loss"], r["epoch"]) for r in history if r.get("val_loss") is not None]
     best = min(vals) if vals else (None, None)
     return {

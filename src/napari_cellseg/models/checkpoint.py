@@ -255,24 +255,49 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> Ch
             f"model file {path} not found: check the path (a .pt file written "
             "by `cellseg train`, or the .yaml beside it)"
         )
+    data = safe_load(
+        path,
+        map_location=map_location,
+        pickle_fix="it is not a napari-cellseg model file but a python pickle",
+        use="Use model files written by `cellseg train` from a source you trust",
+    )
+    return _checkpoint_from_dict(path, data)
+
+
+def safe_load(path: Path, *, map_location: Any = "cpu", pickle_fix: str, use: str) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain values only, no code run.
+
+    Parameters
+    ----------
+    path
+        An existing file.
+    map_location
+        As for ``torch.load``.
+    pickle_fix, use
+        The refusal of a pickle the safe loader does not accept says "refused to load
+        <path>: <pickle_fix> that ... so none of it was read. <use>".
+
+    Raises
+    ------
+    CellsegError
+        The file is a pickle holding more than tensors and plain values, or not a PyTorch
+        file at all (truncated, damaged, another format).
+    """
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols it may not read
             warnings.simplefilter("ignore", UserWarning)
-            data = torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch's restricted unpickler refused the file; its own text suggests loading it
         # unrestricted, which is exactly what must not happen with a file of unknown origin
         if not _starts_like_a_pickle(path):
             raise _not_a_model(path, _DAMAGED) from exc
         raise CellsegError(
-            f"refused to load {path}: it is not a napari-cellseg model file but a python "
-            "pickle that the safe loader does not accept (a pickle could run code when "
-            "loaded), so none of it was read. Use model files written by `cellseg train` "
-            "from a source you trust"
+            f"refused to load {path}: {pickle_fix} that the safe loader does not accept (a "
+            f"pickle could run code when loaded), so none of it was read. {use}"
         ) from exc
     except Exception as exc:  # torch raises many types for files it cannot parse
         raise _not_a_model(path, _DAMAGED) from exc
-    return _checkpoint_from_dict(path, data)
 
 
 _DAMAGED = "it is not a PyTorch file, or it is truncated or damaged"

@@ -19,6 +19,7 @@ import torch
 from napari_cellseg import __version__
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.export.card import card_metrics, training_card
 from napari_cellseg.families import get_family
 from napari_cellseg.io.outputs import remove_stale_temporaries
 from napari_cellseg.models import ModelSpec
@@ -51,6 +52,8 @@ class RunSetup:
         Epochs already done and their records (a resumed run's; 0 and empty otherwise).
     n_per_epoch, steps_per_epoch
         Crops and optimiser steps per epoch.
+    card
+        The model card at the start (:func:`napari_cellseg.export.card.training_card`).
     """
 
     config: TrainConfig
@@ -67,6 +70,7 @@ class RunSetup:
     history: list[dict[str, float]] = field(default_factory=list)
     n_per_epoch: int = 0
     steps_per_epoch: int = 0
+    card: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total_steps(self) -> int:
@@ -162,6 +166,7 @@ def set_up(
         history,
         n_per_epoch,
         math.ceil(n_per_epoch / config.batch_size),
+        training_card(items, val_items, config, device),
     )
 
 
@@ -216,8 +221,23 @@ def model_spec(config: TrainConfig) -> ModelSpec:
     )
 
 
-def checkpoint_meta(config: TrainConfig, **extra: Any) -> dict[str, Any]:
-    """Everything a prediction needs besides the weights (stored in the checkpoint)."""
+def checkpoint_meta(
+    config: TrainConfig, run: RunSetup | None = None, **extra: Any
+) -> dict[str, Any]:
+    """Everything a prediction needs besides the weights (stored in the checkpoint).
+
+    With ``run``, ``card`` holds its model card, with the metrics of ``extra``
+    (``epochs_done``, ``train_loss``, ``val_loss``, ``history``).
+    """
+    card = {}
+    if run is not None:
+        metrics = card_metrics(
+            extra.get("epochs_done"),
+            extra.get("train_loss"),
+            extra.get("val_loss"),
+            extra.get("history") or (),
+        )
+        card = {"card": {**run.card, "metrics": metrics}}
     return {
         "normalization": dict(NORMALIZATION),
         "diameter": float(config.diameter),
@@ -230,6 +250,7 @@ def checkpoint_meta(config: TrainConfig, **extra: Any) -> dict[str, Any]:
         "package": "napari-cellseg",
         "version": __version__,
         "created": datetime.now().isoformat(timespec="seconds"),
+        **card,
         **extra,
     }
 

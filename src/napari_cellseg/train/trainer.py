@@ -209,6 +209,7 @@ class Trainer:
         run = self.run
         meta = checkpoint_meta(
             self.config,
+            run,
             epochs_done=epoch_done,
             history=run.history,
             train_loss=self.last_loss,
