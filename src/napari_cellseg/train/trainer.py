@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.errors import CellsegError
+from napari_cellseg.errors import DivergedError
 from napari_cellseg.families import get_family
 from napari_cellseg.train.batches import CropDataset, epoch_batches, validation_batches, worker_init
 from napari_cellseg.train.logs import Logger
@@ -124,7 +124,7 @@ class Trainer:
             group["lr"] = lr
         loss, parts = self._loss(x, y)
         if not torch.isfinite(loss):
-            raise CellsegError(
+            raise DivergedError(
                 f"the loss became {float(loss)} at epoch {epoch + 1}: lower "
                 f"--learning_rate (now {self.config.learning_rate}) and train again"
             )
