@@ -103,6 +103,8 @@ class Family:
     tracks
         Whether its models link cells across frames (``cellseg track``) instead of segmenting
         one image; they are refused where a segmentation model is needed.
+    cite
+        The papers of the method, ``(text, DOI)``, cited by exported models.
     """
 
     name: ClassVar[str] = ""
@@ -110,6 +112,7 @@ class Family:
     Params: ClassVar[type] = NoParams
     uses_nclasses: ClassVar[bool] = False
     tracks: ClassVar[bool] = False
+    cite: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     # -- network ------------------------------------------------------------------------
     def n_outputs(self, spec: ModelSpec) -> int:
@@ -187,6 +190,11 @@ class Family:
         directions). Families whose outputs are lengths in pixels divide them by ``factor``.
         """
         return raw
+
+    def output_channels(self, spec: ModelSpec, meta: dict[str, Any]) -> list[tuple[str, str]]:
+        """Name and meaning of each raw output channel, for the users of an exported network
+        (who read them without :meth:`named_outputs`)."""
+        return [(f"output{k}", "raw network output") for k in range(self.n_outputs(spec))]
 
     def named_outputs(self, raw: np.ndarray, meta: dict[str, Any]) -> Outputs:
         """Raw network outputs ``(K, Y, X)`` -> named maps (probabilities where they apply).

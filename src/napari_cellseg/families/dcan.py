@@ -23,6 +23,13 @@ class Dcan(Family):
     name = "dcan"
     summary = "CLB-style DCAN (object + contour)"
     Params = ProbabilityParams
+    cite = (
+        (
+            "Chen H, Qi X, Yu L, Heng P-A. DCAN: Deep Contour-Aware Networks for Accurate Gland "
+            "Segmentation. CVPR 2016, 2487-2496",
+            "10.1109/CVPR.2016.273",
+        ),
+    )
 
     def n_outputs(self, spec: ModelSpec) -> int:
         """Object and contour logits."""
@@ -60,12 +67,17 @@ class Dcan(Family):
             return_parts=True,
         )
 
+    def output_channels(self, spec: ModelSpec, meta: dict[str, Any]) -> list[tuple[str, str]]:
+        """Object and contour, read through the activation the model trained with."""
+        prob = "sigmoid(v)" if _final_act(meta) == "sigmoid" else "(tanh(v) + 1) / 2"
+        return [
+            (name, f"{name} value v; its probability is {prob} (threshold 0.5)")
+            for name in ("object", "contour")
+        ]
+
     def named_outputs(self, raw: np.ndarray, meta: dict[str, Any]) -> Outputs:
         """``object`` and ``contour`` probabilities, through the activation it trained with."""
-        act = meta.get("dcan_final_act") or (meta.get("training") or {}).get(
-            "dcan_final_act", "tanh"
-        )
-        probs = sigmoid(raw) if act == "sigmoid" else (np.tanh(raw) + 1) / 2
+        probs = sigmoid(raw) if _final_act(meta) == "sigmoid" else (np.tanh(raw) + 1) / 2
         return {"object": probs[0], "contour": probs[1]}
 
     def reconstruct(self, outputs: Outputs, params: Any, *, device: str = "cpu") -> np.ndarray:
@@ -78,3 +90,8 @@ class Dcan(Family):
             threshold=params.threshold,
             min_size=params.min_size,
         )
+
+
+def _final_act(meta: dict[str, Any]) -> str:
+    """The final activation a DCAN model trained with (``tanh`` or ``sigmoid``)."""
+    return meta.get("dcan_final_act") or (meta.get("training") or {}).get("dcan_final_act", "tanh")

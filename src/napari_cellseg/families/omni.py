@@ -49,6 +49,13 @@ class Omni(Family):
     summary = "Omnipose-style flow + distance (+ boundary) fields"
     Params = OmniParams
     uses_nclasses = True
+    cite = (
+        (
+            "Cutler KJ et al. Omnipose: a high-precision morphology-independent solution for "
+            "bacterial cell segmentation. Nature Methods 19, 1438-1448 (2022)",
+            "10.1038/s41592-022-01639-4",
+        ),
+    )
 
     def n_outputs(self, spec: ModelSpec) -> int:
         """``dim`` flow components, the distance, and the boundary with ``nclasses`` 3."""
@@ -90,6 +97,25 @@ class Omni(Family):
         """Distances back to the image's pixels."""
         raw[2] /= factor
         return raw
+
+    def output_channels(self, spec: ModelSpec, meta: dict[str, Any]) -> list[tuple[str, str]]:
+        """Unit flow (y, x), scaled distance and, with ``nclasses`` 3, the boundary logit."""
+        from napari_cellseg.targets.omni import DIST_SCALE
+
+        flow = "component of the unit flow field, which points from the cell edges to its skeleton"
+        channels = [
+            ("flow_y", f"y {flow}"),
+            ("flow_x", f"x {flow}"),
+            (
+                "dist",
+                f"distance to the cell edge in pixels divided by {DIST_SCALE:g} (negative in "
+                "the background); foreground where the distance in pixels exceeds mask_threshold "
+                "(0)",
+            ),
+        ]
+        if spec.nclasses == 3:
+            channels.append(("boundary", "logit of the cell-boundary probability"))
+        return channels
 
     def named_outputs(self, raw: np.ndarray, meta: dict[str, Any]) -> Outputs:
         """``flow`` (2, Y, X), ``dist`` in pixels and the ``boundary`` probability."""

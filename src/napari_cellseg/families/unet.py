@@ -33,6 +33,13 @@ class Unet(Family):
     name = "unet"
     summary = "DeLTA-style weighted U-Net (binary mask)"
     Params = ProbabilityParams
+    cite = (
+        (
+            "Lugagne J-B, Lin H, Dunlop MJ. DeLTA: Automated cell segmentation, tracking, and "
+            "lineage reconstruction using deep learning. PLoS Comput Biol 16(4): e1007673 (2020)",
+            "10.1371/journal.pcbi.1007673",
+        ),
+    )
 
     def n_outputs(self, spec: ModelSpec) -> int:
         """One logit."""
@@ -50,6 +57,10 @@ class Unet(Family):
         from napari_cellseg import losses
 
         return losses.weighted_bce_loss(pred, target, return_parts=True)
+
+    def output_channels(self, spec: ModelSpec, meta: dict[str, Any]) -> list[tuple[str, str]]:
+        """The cell logit."""
+        return [("cell", "logit of the cell probability (sigmoid; cell where it exceeds 0.5)")]
 
     def named_outputs(self, raw: np.ndarray, meta: dict[str, Any]) -> Outputs:
         """``prob``: the cell probability."""
