@@ -12,7 +12,10 @@ A training run stores the card in the model file and its yaml as ``meta['card']`
                        'validation': {...} | None,
                        'diameter': {'trained_at': 30.0, 'measured': 26.8}},
      'metrics': {'epochs': 20, 'train_loss': 0.41, 'val_loss': 0.52, 'best_val_loss': 0.50,
-                 'best_epoch': 17, 'scores': None | {'ap50': ..., 'ap75': ..., ...}}}
+                 'best_epoch': 17}}
+
+AP figures are not in the card: ``cellseg train --evaluate`` (or ``cellseg evaluate``) scores
+the validation images after training.
 
 :func:`model_card` reads it back, completed with the model's architecture and description; for
 a model saved before cards existed it builds what the metadata holds (training folders, losses,
@@ -211,7 +214,6 @@ def card_metrics(
     train_loss: float | None,
     val_loss: float | None,
     history: Sequence[dict[str, Any]] = (),
-    scores: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The metrics part of a card: final losses, the best validation loss and its epoch.
 
@@ -225,8 +227,6 @@ def card_metrics(
         ``train_loss`` is the last step's).
     history
         The per-epoch records (``epoch``, ``loss``, ``val_loss``).
-    scores
-        AP etc. on the validation images, when they were segmented (``train --evaluate``).
     """
     if history:
         train_loss, val_loss = history[-1].get("loss"), history[-1].get("val_loss")
@@ -238,7 +238,6 @@ def card_metrics(
         "val_loss": val_loss,
         "best_val_loss": best[0],
         "best_epoch": best[1],
-        "scores": scores,
     }
 
 
@@ -246,9 +245,9 @@ def _folders(text: str | None) -> list[str] | None:
     return str(text).split("+") if text else None
 
 
-def _card_from_meta(ckpt: Checkpoint) -> dict[str, Any]:
+def _card_from_meta(meta: dict[str, Any], epoch: int | None) -> dict[str, Any]:
     """What the metadata of a model without a card says (the rest is "not recorded")."""
-    meta, training = ckpt.meta, ckpt.meta.get("training") or {}
+    training = meta.get("training") or {}
 
     def data(folder: str | None) -> dict[str, Any]:
         return {
@@ -281,7 +280,7 @@ def _card_from_meta(ckpt: Checkpoint) -> dict[str, Any]:
             },
         },
         "metrics": card_metrics(
-            meta.get("epochs_done", ckpt.epoch),
+            meta.get("epochs_done", epoch),
             meta.get("train_loss", last.get("loss")),
             meta.get("val_loss", last.get("val_loss")),
             history,
@@ -316,22 +315,61 @@ def model_card(model: str | os.PathLike | Checkpoint) -> dict[str, Any]:
         from napari_cellseg.models.builtin import resolve_model
 
         model = load_checkpoint(resolve_model(model))
-    stored = model.meta.get("card")
-    spec = model.spec
+    parameters = sum(int(t.numel()) for t in model.state_dict.values())
+    return _card(model.path, model.spec.to_dict(), model.meta, model.epoch, parameters)
+
+
+def described_card(model: str | os.PathLike) -> dict[str, Any] | None:
+    """The card from the yaml beside a model, without reading the weights (nor torch).
+
+    Parameters
+    ----------
+    model
+        A built-in model name, a model file or its yaml.
+
+    Returns
+    -------
+    dict or None
+        As :func:`model_card`, with ``parameters`` "not recorded"; None when there is no
+        readable napari-cellseg yaml beside the model.
+    """
+    import yaml
+
+    from napari_cellseg.errors import CellsegError
+    from napari_cellseg.models.builtin import resolve_model
+
+    try:
+        path = resolve_model(model)
+        text = path.with_suffix(".yaml").read_text(encoding="utf-8")
+        info = yaml.safe_load(text)
+    except (CellsegError, OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(info, dict) or not isinstance(info.get("spec"), dict):
+        return None
+    if path.suffix in (".yaml", ".yml") and isinstance(info.get("model"), str):
+        path = path.parent / info["model"]
+    return _card(path, info["spec"], info.get("meta") or {}, info.get("epoch"), NOT_RECORDED)
+
+
+def _card(
+    path: Path, spec: dict[str, Any], meta: dict[str, Any], epoch: int | None, parameters: Any
+) -> dict[str, Any]:
+    """A card from a model's spec and metadata: the stored card over what the metadata says."""
+    stored = meta.get("card")
     card = {
-        "name": model.path.stem,
-        "file": str(model.path),
-        "description": model.meta.get("description", NOT_RECORDED),
+        "name": path.stem,
+        "file": str(path),
+        "description": meta.get("description", NOT_RECORDED),
         "model": {
-            "architecture": spec.arch,
-            "nchan": spec.nchan,
-            "nclasses": spec.nclasses,
-            "dim": spec.dim,
-            "nbase": list(spec.nbase),
-            "parameters": sum(int(t.numel()) for t in model.state_dict.values()),
-            "epochs": model.epoch,
+            "architecture": spec.get("arch"),
+            "nchan": spec.get("nchan"),
+            "nclasses": spec.get("nclasses"),
+            "dim": spec.get("dim"),
+            "nbase": list(spec.get("nbase") or []),
+            "parameters": parameters,
+            "epochs": epoch,
         },
-        **_card_from_meta(model),
+        **_card_from_meta(meta, epoch),
         "recorded": isinstance(stored, dict),
     }
     if isinstance(stored, dict):
@@ -393,24 +431,17 @@ def _metrics_line(m: dict[str, Any], validated: bool) -> str:
     parts.append(f"val loss {val}" if validated else "no validation data")
     if m.get("best_val_loss") is not None:
         parts.append(f"best val loss {_value(m['best_val_loss'])} (epoch {m.get('best_epoch')})")
-    scores = m.get("scores")
-    if scores:
-        shown = ", ".join(
-            f"{label} {_value(scores[key], 3)}"
-            for key, label in (("ap50", "AP@0.5"), ("ap75", "AP@0.75"), ("f1", "F1"))
-            if scores.get(key) is not None
-        )
-        where = f" on {scores['images']} validation images" if scores.get("images") else ""
-        parts.append(shown + where)
     return ", ".join(parts)
 
 
 def _model_line(m: dict[str, Any]) -> str:
     nbase = "-".join(str(n) for n in m["nbase"])
-    return (
+    line = (
         f"{m['architecture']}, {m['nchan']} channel(s), nclasses {m['nclasses']}, {m['dim']}D, "
-        f"widths {nbase}, {m['parameters'] / 1e6:.2f} M parameters"
+        f"widths {nbase}"
     )
+    params = m.get("parameters")
+    return f"{line}, {params / 1e6:.2f} M parameters" if isinstance(params, int) else line
 
 
 def _versions_line(v: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ import yaml
 from magicgui.widgets import CheckBox, ComboBox
 from napari.layers import Image
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QGroupBox, QVBoxLayout
+from qtpy.QtWidgets import QFileDialog, QGroupBox, QPlainTextEdit, QVBoxLayout
 
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.napari._appearance import BUILTIN_FOR, appearance
@@ -84,6 +84,7 @@ class SegmentWidget(DockWidget):
         self._image_combo.changed.connect(self._on_image_changed)
         self._form = inference_form([model_row, self._image_combo])
         self._form["device"].changed.connect(self._on_model_changed)
+        self._card_box, self._card_text = card_box()
         self._params = ParameterForm(self._on_param_changed)
         params_box = QGroupBox("Reconstruction")
         QVBoxLayout(params_box).addWidget(self._params.native)
@@ -95,6 +96,7 @@ class SegmentWidget(DockWidget):
 
         layout = QVBoxLayout(self.body)
         layout.addWidget(self._form.native)
+        layout.addWidget(self._card_box)
         layout.addWidget(params_box)
         layout.addWidget(self._outputs_check.native)
         self.footer.addLayout(self.run_row("Segment", self.run))
@@ -220,15 +222,30 @@ class SegmentWidget(DockWidget):
             session_models.chosen = key
         self._on_model_changed()
 
+    @property
+    def card(self) -> str:
+        """The model card shown for the chosen model (text)."""
+        return self._card_text.toPlainText()
+
     def _on_model_changed(self, *_: Any) -> None:
         key = self._model_combo.value
         if key is None:
             return
+        self._show_card(key)
         loaded = self._segmenters.get((key, self._form["device"].value))
         session = (m.arch for m in session_models.models() if str(m.path) == key)
         arch = loaded.arch if loaded is not None else next(session, None) or described_arch(key)
         if arch is not None:
             self._params.set_arch(arch)
+
+    def _show_card(self, key: str) -> None:
+        """Show the card of the model (from the yaml beside it: no torch, no weights read)."""
+        from napari_cellseg.export.card import card_text, described_card
+
+        card = described_card(key)
+        text = card_text(card) if card else f"{Path(key).name}: no model description beside it"
+        self._card_text.setPlainText(text)
+        self._card_box.setToolTip(text)
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
@@ -358,6 +375,21 @@ class SegmentWidget(DockWidget):
         n = sum(int(frame.max()) for frame in labels)  # labels are numbered 1..N per frame
         where = f" in {len(labels)} frames" if len(labels) > 1 else ""
         self.set_status(f"'{layer.name}': {n} objects{where}.")
+
+
+def card_box() -> tuple[QGroupBox, QPlainTextEdit]:
+    """A collapsed "Model card" box (tick it to show the card) and its read-only text."""
+    box = QGroupBox("Model card")
+    box.setCheckable(True)
+    box.setChecked(False)
+    text = QPlainTextEdit()
+    text.setReadOnly(True)
+    text.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+    text.setMaximumHeight(180)
+    text.setVisible(False)
+    box.toggled.connect(text.setVisible)
+    QVBoxLayout(box).addWidget(text)
+    return box, text
 
 
 def described_arch(key: str) -> str | None:
