@@ -26,6 +26,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "predict",
     "track",
     "evaluate",
+    "export",
     "info",
     "import_cellpose",
 )
