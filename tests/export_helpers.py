@@ -16,17 +16,26 @@ from napari_cellseg.preprocess import NORMALIZATION
 TINY = (8, 16, 32)
 
 
-def tiny_model(path: Path, arch: str, *, nchan: int = 1, seed: int = 0, **meta) -> Path:
-    """An untrained model file of ``arch`` with random weights and batch-norm statistics."""
+def tiny_model(
+    path: Path, arch: str, *, nchan: int = 1, seed: int = 0, bias: float = 0.4, **meta
+) -> Path:
+    """An untrained model file of ``arch`` with random weights and batch-norm statistics.
+
+    The output convolutions (the only ones with a bias) get ``bias``, so that the outputs of
+    an untrained network are not all negative.
+    """
     import torch
 
     torch.manual_seed(seed)
     spec = ModelSpec(arch=arch, nchan=nchan, nbase=TINY)
     net = build_model(spec)
-    for m in net.modules():  # eval-mode batch norm that is not the identity
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 2.0)
+    with torch.no_grad():
+        for m in net.modules():  # eval-mode batch norm that is not the identity
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+            elif isinstance(m, torch.nn.Conv2d) and m.bias is not None:
+                m.bias.fill_(bias)
     return save_checkpoint(path, net, spec, {"normalization": NORMALIZATION, **meta})
 
 

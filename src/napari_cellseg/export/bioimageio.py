@@ -276,18 +276,44 @@ def _write_package(
     x = normalize_percentile(raw, normalization["low"], normalization["high"])[None]
     with torch.no_grad():
         want = net(torch.from_numpy(x)).numpy()
+    tolerance = _tolerance(want)
     np.save(folder / TEST_INPUT, raw[None])
     np.save(folder / TEST_OUTPUT, want)
-    tifffile.imwrite(folder / SAMPLE_INPUT, raw[None])
-    tifffile.imwrite(folder / SAMPLE_OUTPUT, want)
+    tifffile.imwrite(folder / SAMPLE_INPUT, raw[None], photometric="minisblack")
+    tifffile.imwrite(folder / SAMPLE_OUTPUT, want, photometric="minisblack")
     (folder / ONNX_FILE).write_bytes(
         onnx_model(net, ckpt, opset=opset, check=x).SerializeToString()
     )
     _write_torchscript(folder / TORCHSCRIPT_FILE, net, x, want)
     _write_cover(folder / COVER, net, ckpt, x[0])
     (folder / README).write_text(documentation(ckpt, opset), encoding="utf-8")
-    rdf = description(ckpt, folder, authors=authors, license=license, opset=opset)
+    rdf = description(
+        ckpt, folder, authors=authors, license=license, opset=opset, tolerance=tolerance
+    )
     (folder / RDF).write_text(yaml.safe_dump(rdf, sort_keys=False), encoding="utf-8")
+
+
+def _tolerance(output: np.ndarray) -> float:
+    """The absolute tolerance of the reproduction of ``output`` declared in the package.
+
+    bioimage.io allows at most 1 % of the test output's maximum; below :data:`TOLERANCE` the
+    exported weights could not be told to reproduce it.
+
+    Raises
+    ------
+    CellsegError
+        The test output's maximum is below ``100 * TOLERANCE``: the network sees (almost)
+        nothing in the test image.
+    """
+    top = float(output.max())
+    if top * 0.01 < TOLERANCE:
+        raise CellsegError(
+            f"the network's outputs on the test image reach only {top:.3g}: it finds (almost) "
+            "nothing there, and bioimage.io cannot check the weights against such a test "
+            "output. Pass --image with an image of the cells the model segments. Nothing "
+            "was written"
+        )
+    return min(1e-3, top * 0.01)
 
 
 def _write_torchscript(path: Path, net: torch.nn.Module, x: np.ndarray, want: np.ndarray) -> None:
@@ -328,7 +354,13 @@ def _name(ckpt: Checkpoint) -> str:
 
 
 def description(
-    ckpt: Checkpoint, folder: Path, *, authors: list[str], license: str, opset: int
+    ckpt: Checkpoint,
+    folder: Path,
+    *,
+    authors: list[str],
+    license: str,
+    opset: int,
+    tolerance: float,
 ) -> dict[str, Any]:
     """The ``rdf.yaml`` content of a package whose other files are in ``folder``.
 
@@ -340,6 +372,8 @@ def description(
         The package folder (for the files' SHA-256).
     authors, license, opset
         As in :func:`export_bioimageio`.
+    tolerance
+        Absolute tolerance of the reproduction of the test output (relative: 1e-3).
 
     Returns
     -------
@@ -437,6 +471,11 @@ def description(
             },
         },
         "config": {
+            "bioimageio": {
+                "reproducibility_tolerance": [
+                    {"relative_tolerance": 1e-3, "absolute_tolerance": tolerance}
+                ]
+            },
             "napari-cellseg": {
                 "version": __version__,
                 "model": ckpt.path.name,
@@ -447,7 +486,7 @@ def description(
                 "reconstruction": {
                     f.name: f.default for f in fields(family.Params) if f.default is not None
                 },
-            }
+            },
         },
     }
 
