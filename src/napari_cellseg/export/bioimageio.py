@@ -35,6 +35,7 @@ leaves nothing behind. bioimageio.spec, torch and onnx are imported inside the f
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import re
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     import torch
 
     from napari_cellseg.models.checkpoint import Checkpoint
+    from napari_cellseg.predict import Segmenter
 
 #: The bioimage.io model description format written (0.5, read by bioimageio.spec >= 0.5.4).
 FORMAT_VERSION = "0.5.4"
@@ -76,7 +78,7 @@ TEST_INPUT, TEST_OUTPUT, COVER, README = (
 SAMPLE_INPUT, SAMPLE_OUTPUT = "sample_input.tif", "sample_output.tif"
 
 
-def test_image(raw: np.ndarray | None, ckpt: Checkpoint) -> np.ndarray:
+def sample_image(raw: np.ndarray | None, seg: Segmenter) -> np.ndarray:
     """The package's test input: raw values, float32 ``(nchan, Y, X)``, Y and X multiples of the
     network's divisor, at most :data:`TEST_SIZE`.
 
@@ -85,8 +87,8 @@ def test_image(raw: np.ndarray | None, ckpt: Checkpoint) -> np.ndarray:
     raw
         A 2D image (multichannel as the model's training took it; the first frame of a stack),
         or None for a synthetic nuclei image (:func:`napari_cellseg.synth.nuclei`).
-    ckpt
-        The model.
+    seg
+        The model, for its channels and divisor.
 
     Raises
     ------
@@ -94,19 +96,15 @@ def test_image(raw: np.ndarray | None, ckpt: Checkpoint) -> np.ndarray:
         The image is smaller than the divisor or has too few channels.
     """
     from napari_cellseg.io.images import is_stack, iter_frames, to_cyx
-    from napari_cellseg.preprocess import Channels, select_channels
+    from napari_cellseg.preprocess import select_channels
 
     if raw is None:
         from napari_cellseg.synth import nuclei
 
-        raw = np.repeat(nuclei((TEST_SIZE, TEST_SIZE), seed=0)[0][None], ckpt.spec.nchan, 0)
-    training = ckpt.meta.get("training") or {}
-    channels = Channels(
-        ckpt.spec.nchan,
-        int(training.get("chan") or 0),
-        int(training.get("chan2") or 0),
-        training.get("channel_axis"),
-    )
+        raw = nuclei((TEST_SIZE, TEST_SIZE), seed=0)[0]
+        if seg.spec.nchan > 1:  # the same image in every channel the model takes
+            raw = np.stack([raw] * seg.spec.nchan)
+    channels = seg.channels
     nchan = None if channels.chan else channels.nchan
     raw = np.asarray(raw)
     if is_stack(raw, channel_axis=channels.channel_axis, nchan=nchan):
@@ -114,7 +112,7 @@ def test_image(raw: np.ndarray | None, ckpt: Checkpoint) -> np.ndarray:
     else:
         frame = to_cyx(raw, channel_axis=channels.channel_axis)
     image = select_channels(frame, channels, source="--image")
-    d = ckpt.spec.divisor()
+    d = seg.spec.divisor()
     size = [min(TEST_SIZE, n) // d * d for n in image.shape[1:]]
     if min(size) < d:
         raise CellsegError(
@@ -171,6 +169,7 @@ def export_bioimageio(
         fails validation (the message lists the errors); nothing is written then.
     """
     from napari_cellseg.models.builtin import BUILTIN
+    from napari_cellseg.predict import Segmenter
 
     out = Path(out)
     zipped = out.suffix.lower() == ".zip"
@@ -183,10 +182,12 @@ def export_bioimageio(
             )
         authors = BUILTIN_AUTHORS
     net, ckpt = load_for_export(model)
+    seg = Segmenter(copy.deepcopy(net), ckpt.spec, ckpt.meta, device="cpu", name=ckpt.path.stem)
+    raw = sample_image(image, seg)
     out.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        _write_package(build, net, ckpt, test_image(image, ckpt), list(authors), license, opset)
+        _write_package(build, net, ckpt, seg, raw, list(authors), license, opset)
         validate_package(build / RDF)
         if zipped:
             _zip_into(build, out)
@@ -259,12 +260,14 @@ def _write_package(
     folder: Path,
     net: torch.nn.Module,
     ckpt: Checkpoint,
+    seg: Segmenter,
     raw: np.ndarray,
     authors: list[str],
     license: str,
     opset: int,
 ) -> None:
-    """Every file of the package, checked against PyTorch, into ``folder``."""
+    """Every file of the package, checked against PyTorch, into ``folder`` (``seg``: the model
+    as the Segmenter runs it, for the cover's masks)."""
     import tifffile
     import torch
     import yaml
@@ -285,7 +288,7 @@ def _write_package(
         onnx_model(net, ckpt, opset=opset, check=x).SerializeToString()
     )
     _write_torchscript(folder / TORCHSCRIPT_FILE, net, x, want)
-    _write_cover(folder / COVER, net, ckpt, x[0])
+    _write_cover(folder / COVER, seg, x[0])
     (folder / README).write_text(documentation(ckpt, opset), encoding="utf-8")
     rdf = description(
         ckpt, folder, authors=authors, license=license, opset=opset, tolerance=tolerance
@@ -332,16 +335,12 @@ def _write_torchscript(path: Path, net: torch.nn.Module, x: np.ndarray, want: np
         )
 
 
-def _write_cover(path: Path, net: torch.nn.Module, ckpt: Checkpoint, image: np.ndarray) -> None:
+def _write_cover(path: Path, seg: Segmenter, image: np.ndarray) -> None:
     """The test image beside its instance masks (napari-cellseg's reconstruction), PNG."""
-    import copy
-
     from PIL import Image
 
     from napari_cellseg.overlay import outline_rgb
-    from napari_cellseg.predict import Segmenter
 
-    seg = Segmenter(copy.deepcopy(net), ckpt.spec, ckpt.meta, device="cpu", name=ckpt.path.stem)
     labels = seg.segment(image).labels
     plain = outline_rgb(image, np.zeros_like(labels))
     Image.fromarray(np.concatenate([plain, outline_rgb(image, labels)], axis=1)).save(path)
