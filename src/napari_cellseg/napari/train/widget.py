@@ -51,6 +51,7 @@ from napari_cellseg.napari._session_models import SessionModel, session_models
 from napari_cellseg.napari.train.data import TrainData, check_pairs, copy_pairs
 from napari_cellseg.napari.train.defaults import DEFAULT_MODEL_DIR, default_model_path, suggest
 from napari_cellseg.napari.train.form import advanced_form, options_form, train_fields
+from napari_cellseg.napari.train.lr_finder import LrFinder
 from napari_cellseg.napari.train.pairs import Pair, PairsTable, pair_image, updated_pairs
 from napari_cellseg.napari.train.plot import LossPlot
 from napari_cellseg.napari.train.preview import PREVIEW_KEY, show_preview
@@ -151,6 +152,8 @@ class TrainWidget(DockWidget):
         layout.addWidget(self._table)
         layout.addWidget(folder_form.native)
         layout.addWidget(self._options.native)
+        self.lr_finder = LrFinder(self)
+        layout.addWidget(self.lr_finder)
         layout.addWidget(files_form.native)
         layout.addWidget(self._advanced_button)
         layout.addWidget(self._advanced.native)

@@ -73,31 +73,11 @@ def run_training(
         The training result.
     """
     core_ready()
-    from napari_cellseg.families import get_family
     from napari_cellseg.train import train
 
-    family = get_family(config.architecture)
-    items = val_items = None
     if config.dir:
         check_folder(config)
-    else:
-        items = family.make_items(
-            data.images,
-            data.labels,
-            config,
-            names=data.names,
-            links=data.links,
-            tracks=data.tracks,
-        )
-        if data.val_images:
-            val_items = family.make_items(
-                data.val_images,
-                data.val_labels,
-                config,
-                names=data.val_names,
-                links=data.val_links,
-                tracks=data.val_tracks,
-            )
+    items, val_items = build_items(config, data)
     gen = train(config, items, val_items, stop=stop, num_workers=0)
     last_preview = -math.inf
     while True:
@@ -113,6 +93,35 @@ def run_training(
             if clock() - last_preview >= PREVIEW_MIN_S or event.epoch == event.n_epochs:
                 last_preview = clock()
                 yield Preview(event.epoch, segment_frame(config.model, preview, config.device))
+
+
+def build_items(config: TrainConfig, data: TrainData) -> tuple[list | None, list | None]:
+    """Training and validation samples of the copied layers (``None``, ``None`` for a folder,
+    which the training code reads itself)."""
+    from napari_cellseg.families import get_family
+
+    if config.dir:
+        return None, None
+    family = get_family(config.architecture)
+    items = family.make_items(
+        data.images,
+        data.labels,
+        config,
+        names=data.names,
+        links=data.links,
+        tracks=data.tracks,
+    )
+    val_items = None
+    if data.val_images:
+        val_items = family.make_items(
+            data.val_images,
+            data.val_labels,
+            config,
+            names=data.val_names,
+            links=data.val_links,
+            tracks=data.val_tracks,
+        )
+    return items, val_items
 
 
 def segment_frame(model: str, frame: Frame, device: str) -> np.ndarray:
