@@ -24,6 +24,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "make_weights",
     "make_tracking_set",
     "predict",
+    "tune",
     "track",
     "evaluate",
     "export",
