@@ -24,12 +24,38 @@ from napari_cellseg.io.images import read_mask, write_mask
 from napari_cellseg.io.links import write_links
 
 #: Subcommands that write nothing.
-READ_ONLY: set[str] = set()
+READ_ONLY: set[str] = {"info"}
 
 _TINY = ["--n_epochs", "1", "--tyx", "64,64", "--batch_size", "2", "--nbase", "8,16"]
 
 #: (case, subcommand module, argv with {ws} for the workspace, message the refusal contains)
 REFUSED = [
+    (
+        "tune over a trained model",
+        "tune",
+        "tune lr --train_data {ws}/images --val_data {ws}/images --model {ws}/models/tiny.pt "
+        "--draws 1 --stage_epochs 1 --widths= --out {ws}/results " + " ".join(_TINY),
+        "already exists and a new study would replace it",
+    ),
+    (
+        "range test over an earlier result",
+        "tune",
+        "tune lr --range_test --train_data {ws}/images --val_data {ws}/images "
+        "--out {ws}/tune --steps 5 " + " ".join(_TINY),
+        "range-test file already exists",
+    ),
+    (
+        "export over a model",
+        "export",
+        "export {ws}/models/tiny.pt --format onnx --out {ws}/models/tiny.pt",
+        "already exists and would be replaced",
+    ),
+    (
+        "import a Cellpose model over its own file",
+        "import_cellpose",
+        "import-cellpose {ws}/models/tiny.pt --out {ws}/models/tiny.pt",
+        "is never written over",
+    ),
     (
         "predict over earlier results",
         "predict",
@@ -155,6 +181,8 @@ def template(tmp_path_factory) -> Path:
         write_mask(ws / "results" / f"nuclei_{i:03d}.tif", labels)
     (ws / "results" / "scores.csv").write_text("name,ap_50\nnuclei_000,0.9\n")
     (ws / "options.yaml").write_text("n_epochs: 1\ntyx: [64, 64]\nbatch_size: 2\nnbase: [8, 16]\n")
+    (ws / "tune").mkdir()  # an earlier range test's options, perhaps edited since
+    (ws / "tune" / "tuned_lr.yaml").write_text("learning_rate: 0.01\n")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = main(
             ["train", "--dir", str(ws / "images"), "--model", str(ws / "models" / "tiny.pt")]

@@ -57,6 +57,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         t.add_argument("--out", default="cellseg_tune", help="folder for the yaml, plot and db")
         t.add_argument("--storage", help="Optuna storage URL (default sqlite:///<out>/tune.db)")
         t.add_argument("--study_name", help="study name; an existing study resumes")
+        t.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace the tuned yaml and plot of an earlier range test in --out",
+        )
     r = lr.add_argument_group("range test")
     r.add_argument("--range_test", action="store_true", help="run the fast range test only")
     r.add_argument("--min_lr", type=float, default=1e-6, help="lowest rate tried (1e-6)")
@@ -96,10 +101,16 @@ def run(args: argparse.Namespace) -> int:
 def _range_test(args: argparse.Namespace, config: TrainConfig, out: Path) -> int:
     from tqdm import tqdm
 
+    from napari_cellseg.io.outputs import refuse_existing
     from napari_cellseg.tune import check_lr_range, range_test
     from napari_cellseg.tune.outputs import plot_range_test, write_options
 
     check_lr_range(args.min_lr, args.max_lr)
+    refuse_existing(
+        [out / "tuned_lr.yaml", out / "lr_range_test.png"],
+        overwrite=args.overwrite,
+        what="range-test file",
+    )
     out.mkdir(parents=True, exist_ok=True)
     gen = range_test(config, min_lr=args.min_lr, max_lr=args.max_lr, steps=args.steps)
     with tqdm(total=args.steps, unit="step", desc="range test", dynamic_ncols=True) as bar:

@@ -276,7 +276,22 @@ class _Session:
             items = family.load_items(config.dir, config)
         self.items, self.val_items = list(items), list(val_items)
         self.model_path.parent.mkdir(parents=True, exist_ok=True)
+        fresh_file = (
+            self.storage.startswith("sqlite:///")
+            and not Path(self.storage.removeprefix("sqlite:///")).exists()
+        )
+        if fresh_file and self.model_path.exists():
+            raise self._model_exists()
         self.study = open_study(self.storage, self.study_name, kind, config)
+        if self.model_path.exists() and not self.study.get_trials(deepcopy=False):
+            raise self._model_exists()
+
+    def _model_exists(self) -> CellsegError:
+        return CellsegError(
+            f"{self.model_path} already exists and a new study would replace it with its "
+            "best trial's model: give --model another name (a resumed study keeps "
+            "replacing its own best model). Nothing was trained"
+        )
 
     # --- the study --------------------------------------------------------------------------
     def run(self, objective: Callable[[Any], float], draws: int, *, stage: int, on_trial) -> None:
