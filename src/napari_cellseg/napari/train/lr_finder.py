@@ -18,7 +18,6 @@ from matplotlib.figure import Figure
 from qtpy.QtWidgets import QPushButton, QVBoxLayout, QWidget
 
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.errors import CellsegError
 from napari_cellseg.napari._frames import core_ready
 from napari_cellseg.napari.train.data import TrainData
 from napari_cellseg.napari.train.plot import BACKGROUND, COLORS, FOREGROUND
@@ -97,18 +96,10 @@ class LrFinder(QWidget):
     def find(self) -> bool:
         """Start the range test in a worker; returns whether it started."""
         owner = self.owner
-        if owner.busy:
-            owner.notify("a run is in progress; stop it first.", "warning")
+        ready = owner.ready_to_run(accept_warnings=True)
+        if ready is None:
             return False
-        try:
-            config = owner.config()
-            data = TrainData() if config.dir else owner._layer_data(config, True)
-        except CellsegError as err:
-            owner.notify(str(err), "error")
-            owner.set_status(f"Not started: {err}")
-            return False
-        if data is None:
-            return False
+        config, data = ready
         owner._stop = threading.Event()
         self.points, self.result = [], None
         self.canvas.setVisible(True)

@@ -435,19 +435,10 @@ class TrainWidget(DockWidget):
         bool
             Whether training started.
         """
-        if self.busy:
-            self.notify("a run is in progress; stop it first.", "warning")
+        ready = self.ready_to_run(accept_warnings=accept_warnings)
+        if ready is None:
             return False
-        self._qc_panel.setVisible(False)
-        try:
-            config = self.config()
-            data = TrainData() if config.dir else self._layer_data(config, accept_warnings)
-        except CellsegError as err:
-            self.notify(str(err), "error")
-            self.set_status(f"Not started: {err}")
-            return False
-        if data is None:
-            return False
+        config, data = ready
         # a tracking model links frames and has nothing to segment a preview with
         wants_preview = self._preview_check.value and not get_family(config.architecture).tracks
         preview = self._preview_frame(config) if wants_preview else None
@@ -471,6 +462,25 @@ class TrainWidget(DockWidget):
         self._progress_text = f"Starting: {config.model}"
         self.set_status(self._progress_text)
         return True
+
+    def ready_to_run(self, *, accept_warnings: bool) -> tuple[TrainConfig, TrainData] | None:
+        """The options and a copy of the data for a run in the worker, or None (said why).
+
+        Refuses while a run is in progress, on bad options and on blocking annotation
+        problems (and on warnings unless ``accept_warnings``).
+        """
+        if self.busy:
+            self.notify("a run is in progress; stop it first.", "warning")
+            return None
+        self._qc_panel.setVisible(False)
+        try:
+            config = self.config()
+            data = TrainData() if config.dir else self._layer_data(config, accept_warnings)
+        except CellsegError as err:
+            self.notify(str(err), "error")
+            self.set_status(f"Not started: {err}")
+            return None
+        return None if data is None else (config, data)
 
     def _layer_data(self, config: TrainConfig, accept_warnings: bool) -> TrainData | None:
         """QC the chosen pairs and copy their data (None when QC stopped the start)."""
