@@ -68,8 +68,6 @@ def train(
     """
     run = set_up(config, items, val_items)
     trainer = Trainer(run, Logger(config, run.model_path))
-    if num_workers is None:
-        num_workers = config.num_workers if config.dataloader else 0
     epoch, stopped, batches = run.start_epoch, False, None
     try:
         batches = iter(trainer.loader(num_workers))

@@ -96,10 +96,13 @@ class Trainer:
         self.last_val: float | None = None
         self.val_batches = validation_batches(self.config, run.val_items)
 
-    def loader(self, num_workers: int) -> torch.utils.data.DataLoader:
+    def loader(self, num_workers: int | None = None) -> torch.utils.data.DataLoader:
         """One loader for the whole run: worker processes start once and keep preparing the
-        next batches while the network trains on the current one."""
+        next batches while the network trains on the current one. ``num_workers`` ``None``
+        follows ``--dataloader/--num_workers``."""
         run = self.run
+        if num_workers is None:
+            num_workers = self.config.num_workers if self.config.dataloader else 0
         return torch.utils.data.DataLoader(
             CropDataset(
                 run.items,

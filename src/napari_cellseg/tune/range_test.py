@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,6 @@ class RangeTestResult:
     diverged_lr: float | None
     seconds: float
     stopped: bool = False
-    config: dict[str, Any] = field(default_factory=dict)
 
 
 def check_lr_range(min_lr: float, max_lr: float) -> None:
@@ -166,8 +165,6 @@ def range_test(
         run = set_up(cfg, items, None)
         cfg.n_epochs = math.ceil(steps / run.steps_per_epoch)
         trainer = Trainer(run, Logger(cfg, run.model_path))
-        if num_workers is None:
-            num_workers = config.num_workers if config.dataloader else 0
         batches = iter(trainer.loader(num_workers))
         avg = 0.0
         try:
@@ -204,7 +201,6 @@ def range_test(
         diverged,
         time.perf_counter() - t0,
         stopped,
-        config.to_dict(),
     )
 
 

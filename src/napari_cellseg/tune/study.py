@@ -308,7 +308,6 @@ class _Session:
         )
 
         def after(study: Any, trial: Any) -> None:
-            self._keep_if_best(trial)
             if on_trial is not None:
                 on_trial(report(trial))
 
@@ -322,18 +321,35 @@ class _Session:
             )
 
     def train_trial(self, trial: Any, cfg: TrainConfig, num_workers: int | None) -> float:
-        """Train one trial in a scratch folder, reporting its validation loss each epoch."""
+        """Train one trial in a scratch folder, reporting its validation loss each epoch; keep
+        its model if it beats every finished trial of the study."""
+        from napari_cellseg.models.checkpoint import export_model
+
+        trial.set_user_attr("config", cfg.to_dict())
+        with tempfile.TemporaryDirectory(
+            prefix=".cellseg_trial_", dir=self.model_path.parent
+        ) as tmp:
+            scratch = scratch_config(cfg, Path(tmp), f"trial_{trial.number:04d}")
+            result = self._train(trial, scratch, num_workers)
+            val = float(result.val_loss)
+            finished = [t.value for t in _complete(self.study.get_trials(deepcopy=False))]
+            if not finished or val < min(finished):
+                export_model(
+                    result.model_path,
+                    self.model_path,
+                    meta={"tuning": self._tuning_meta(trial, val)},
+                )
+        return val
+
+    def _train(self, trial: Any, scratch: TrainConfig, num_workers: int | None) -> Any:
+        """The training run of a trial: its curve and time on the trial, pruning, and the
+        outcome of a run that diverged or ran out of memory."""
         import optuna
 
         from napari_cellseg.train import train
 
         t0 = time.perf_counter()
         curve: list[dict[str, float | None]] = []
-        trial.set_user_attr("config", cfg.to_dict())
-        self._scratch = tempfile.TemporaryDirectory(
-            prefix=".cellseg_trial_", dir=self.model_path.parent
-        )
-        scratch = scratch_config(cfg, Path(self._scratch.name), f"trial_{trial.number:04d}")
         gen = train(scratch, self.items, self.val_items, num_workers=num_workers)
         try:
             while True:
@@ -347,7 +363,7 @@ class _Session:
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {event.epoch}")
         except StopIteration as done:
-            result = done.value
+            return done.value
         except DivergedError as exc:
             trial.set_user_attr("outcome", "diverged")
             trial.set_user_attr("message", str(exc))
@@ -361,39 +377,15 @@ class _Session:
         finally:
             gen.close()
             trial.set_user_attr("seconds", time.perf_counter() - t0)
-        trial.set_user_attr("model", str(result.model_path))
-        return float(result.val_loss)
 
-    def _keep_if_best(self, trial: Any) -> None:
-        """Keep the trial's model if it is the study's best, then drop its scratch folder."""
-        import optuna
-
-        from napari_cellseg.models.checkpoint import export_model
-
-        scratch = getattr(self, "_scratch", None)
-        try:
-            if trial.state != optuna.trial.TrialState.COMPLETE:
-                return
-            if self.study.best_trial.number != trial.number:
-                return
-            export_model(
-                trial.user_attrs["model"],
-                self.model_path,
-                meta={"tuning": self._tuning_meta(trial)},
-            )
-        finally:
-            if scratch is not None:
-                scratch.cleanup()
-                self._scratch = None
-
-    def _tuning_meta(self, trial: Any) -> dict[str, Any]:
+    def _tuning_meta(self, trial: Any, val_loss: float) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "study": self.study_name,
             "storage": self.storage,
             "trial": trial.number,
             "params": dict(trial.params),
-            "val_loss": trial.value,
+            "val_loss": val_loss,
         }
 
     # --- questions about the study ----------------------------------------------------------

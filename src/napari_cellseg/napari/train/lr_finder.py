@@ -21,7 +21,7 @@ from napari_cellseg.config import TrainConfig
 from napari_cellseg.napari._frames import core_ready
 from napari_cellseg.napari.train.data import TrainData
 from napari_cellseg.napari.train.plot import BACKGROUND, COLORS, FOREGROUND
-from napari_cellseg.napari.train.worker import build_items, check_folder
+from napari_cellseg.napari.train.worker import build_items
 
 if TYPE_CHECKING:
     from napari_cellseg.tune import RangePoint, RangeTestResult
@@ -56,8 +56,6 @@ def find_learning_rate(
     core_ready()
     from napari_cellseg.tune import range_test
 
-    if config.dir:
-        check_folder(config)
     items, _ = build_items(config, data)
     return (yield from range_test(config, items, steps=steps, stop=stop, num_workers=0))
 

@@ -75,8 +75,6 @@ def run_training(
     core_ready()
     from napari_cellseg.train import train
 
-    if config.dir:
-        check_folder(config)
     items, val_items = build_items(config, data)
     gen = train(config, items, val_items, stop=stop, num_workers=0)
     last_preview = -math.inf
@@ -96,11 +94,12 @@ def run_training(
 
 
 def build_items(config: TrainConfig, data: TrainData) -> tuple[list | None, list | None]:
-    """Training and validation samples of the copied layers (``None``, ``None`` for a folder,
-    which the training code reads itself)."""
+    """Training and validation samples of the copied layers; for a folder (``config.dir``)
+    its QC check, then ``None, None``: the training code reads the folder itself."""
     from napari_cellseg.families import get_family
 
     if config.dir:
+        check_folder(config)
         return None, None
     family = get_family(config.architecture)
     items = family.make_items(
