@@ -2,8 +2,9 @@
 
 The widget is thin: the options are the fields of :class:`napari_cellseg.config.TrainConfig`
 (:mod:`.form`), the pairs are a table (:mod:`.pairs`), the annotations are checked and the
-layers copied on the main thread (:mod:`.data`), and the training loop runs in a napari thread
-worker (:mod:`.worker`) whose events feed the loss plot (:mod:`.plot`) and the preview layer.
+layers copied on the main thread (:mod:`.data`; findings shown by :mod:`.qc_panel`), and the
+training loop runs in a napari thread worker (:mod:`.worker`) whose events feed the loss plot
+(:mod:`.plot`) and the preview layer; :mod:`.lr_finder` runs the learning-rate range test.
 The worker never reads or writes a layer; layers change only in the main-thread slots.
 
 What a first run needs is filled in from the data: only the pairs of the same kind as the
@@ -15,7 +16,6 @@ ground truth, and the status line says when it finds no cells yet.
 
 from __future__ import annotations
 
-import html
 import threading
 import time
 from pathlib import Path
@@ -27,11 +27,8 @@ from napari.layers import Image, Labels
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QFileDialog,
-    QHBoxLayout,
-    QPushButton,
     QToolButton,
     QVBoxLayout,
-    QWidget,
 )
 
 from napari_cellseg.config import TrainConfig
@@ -55,6 +52,7 @@ from napari_cellseg.napari.train.lr_finder import LrFinder
 from napari_cellseg.napari.train.pairs import Pair, PairsTable, pair_image, updated_pairs
 from napari_cellseg.napari.train.plot import LossPlot
 from napari_cellseg.napari.train.preview import PREVIEW_KEY, show_preview
+from napari_cellseg.napari.train.qc_panel import QCPanel
 from napari_cellseg.napari.train.worker import Preview, run_training
 
 if TYPE_CHECKING:
@@ -160,7 +158,8 @@ class TrainWidget(DockWidget):
         layout.addWidget(self._preview_check.native)
         self._plot = LossPlot()
         layout.addWidget(self._plot, 1)
-        self.footer.addWidget(self._qc_panel_widget())
+        self._qc_panel = QCPanel(self.open_qc, lambda: self.start(accept_warnings=True))
+        self.footer.addWidget(self._qc_panel)
         stop_tip = "Stop after this step; the last good state is saved"
         self.footer.addLayout(self.run_row("Start training", self.start, stop_tip))
         self.set_status("Pick layer pairs (or a folder) and press Start training.")
@@ -181,24 +180,6 @@ class TrainWidget(DockWidget):
         preload_core()
         self.follow_layers()
         self._new_default_output()
-
-    def _qc_panel_widget(self) -> QWidget:
-        """The QC findings above the Start button (hidden until a start finds problems)."""
-        self._qc_label = wrapped_label()
-        self._qc_button = QPushButton("Open Annotation QC")
-        self._qc_button.clicked.connect(self.open_qc)
-        self._anyway_button = QPushButton("Train anyway")
-        self._anyway_button.clicked.connect(lambda: self.start(accept_warnings=True))
-        buttons = QHBoxLayout()
-        buttons.addWidget(self._qc_button)
-        buttons.addWidget(self._anyway_button)
-        self._qc_panel = QWidget()
-        layout = QVBoxLayout(self._qc_panel)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self._qc_label)
-        layout.addLayout(buttons)
-        self._qc_panel.setVisible(False)
-        return self._qc_panel
 
     # ------------------------------------------------------------------ options
     @property
@@ -407,16 +388,8 @@ class TrainWidget(DockWidget):
         return widget
 
     def _show_qc(self, title: str, messages: list[str], blocking: bool) -> None:
-        """Show QC findings above the Start button (the first two; all in the tooltip)."""
-        lines = [html.escape(title), *map(html.escape, messages[:2])]
-        if len(messages) > 2:
-            lines.append(f"... and {len(messages) - 2} more")
-        color = "#ff6b61" if blocking else "#ffcc00"
-        self._qc_label.setText(f"<span style='color:{color}'>{'<br>'.join(lines)}</span>")
-        self._qc_label.setToolTip("\n".join(messages[:30]))
-        self._qc_button.setText(f"Open Annotation QC on '{self._qc_labels[0]}'")
-        self._anyway_button.setVisible(not blocking)
-        self._qc_panel.setVisible(True)
+        """Show QC findings above the Start button."""
+        self._qc_panel.show_findings(title, messages, blocking, self._qc_labels[0])
 
     # ------------------------------------------------------------------ running
     def start(self, *, accept_warnings: bool = False) -> bool:
