@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import threading
 import time
 import warnings
@@ -233,14 +234,19 @@ def test_resuming_with_other_epochs_says_how_the_schedule_changes_and_the_clock_
         _run(train(same, _items(same)))
 
 
-def test_the_default_amp_auto_trains_on_this_cpu_in_the_precision_it_supports(tmp_path):
+def test_the_default_amp_auto_trains_in_float32_on_a_cpu_and_bf16_only_when_asked(tmp_path):
     from napari_cellseg.runtime import _cpu_has_bf16, autocast_dtype
+    from napari_cellseg.train.setup import set_up
 
     cpu = torch.device("cpu")
+    # prediction: bf16 where the CPU has it; training: float32 unless --amp on (issue 12)
     assert autocast_dtype(cpu, "auto") == (torch.bfloat16 if _cpu_has_bf16() else None)
     assert autocast_dtype(cpu, "on") == torch.bfloat16 and autocast_dtype(cpu, "off") is None
     cfg = _config(tmp_path, amp="auto", n_epochs=3, learning_rate=1e-2)
     items = _items(cfg, n=2)
+    assert set_up(cfg, items, items).amp_dtype is None
+    on = dataclasses.replace(cfg, amp="on", model=str(tmp_path / "on.pt"))
+    assert set_up(on, items, items).amp_dtype == torch.bfloat16
     events, result = _run(train(cfg, items, items))
     losses = [e.loss for e in events if e.kind == "epoch"]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]

@@ -235,12 +235,29 @@ class TrainConfig:
     # --- hardware ---------------------------------------------------------------------------
     device: str = device_option("hardware")
     use_gpu: bool = use_gpu_option("hardware")
-    amp: str = amp_option("hardware")
+    amp: str = amp_option("hardware", auto="bf16 on CUDA, off on CPUs (on: bf16 there too)")
     dataloader: bool = option(
         False, "prepare batches in worker processes", "--dataloader", group="hardware"
     )
     num_workers: int = option(
         1, "worker processes with --dataloader", "--num_workers", group="hardware"
+    )
+    ddp: int = option(
+        0,
+        "train on K processes of this machine (DistributedDataParallel): runs `torchrun "
+        "--nproc_per_node K` with these arguments; the global batch is K x --batch_size and "
+        "--learning_rate is its rate (not rescaled); --ddp alone: one per GPU, else one per "
+        "CPU core; 0: one process",
+        "--ddp",
+        group="hardware",
+        nargs="?",
+        const=-1,
+    )
+    dataparallel: bool = option(
+        False,
+        "Omnipose flag (DataParallel over the GPUs): runs as --ddp, one process per GPU",
+        "--dataparallel",
+        group="hardware",
     )
     # --- output -----------------------------------------------------------------------------
     model: str | None = option(
@@ -324,6 +341,8 @@ class TrainConfig:
                 "--resume continues a run (same model, optimizer and epoch count); "
                 "--pretrained_model starts a new run from weights: pass only one of them"
             )
+        if self.ddp < -1:
+            raise CellsegError(f"--ddp takes a number of processes (or nothing), not {self.ddp}")
         for name in ("batch_size", "n_epochs", "nchan"):
             if getattr(self, name) < 1:
                 raise CellsegError(f"--{name} must be at least 1, not {getattr(self, name)}")

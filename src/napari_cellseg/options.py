@@ -25,7 +25,8 @@ def option(default: Any, help: str, *flags: str, group: str, **extra: Any) -> An
     """A dataclass field carrying its CLI flags, help text and group.
 
     ``extra`` may hold ``choices`` (a tuple, or a function returning one when the parser is
-    built, e.g. the registered families) and ``type`` (the parser's converter).
+    built, e.g. the registered families), ``type`` (the parser's converter) and ``nargs="?"``
+    with ``const`` (the value of the flag given alone).
     """
     meta = {"help": help, "flags": flags, "group": group, **extra}
     if isinstance(default, (list, tuple, dict)):
@@ -50,11 +51,11 @@ def use_gpu_option(group: str) -> Any:
     )
 
 
-def amp_option(group: str) -> Any:
-    """``--amp``: mixed precision."""
+def amp_option(group: str, auto: str = "bf16 on CPUs that support it and on CUDA") -> Any:
+    """``--amp``: mixed precision; ``auto`` says what ``--amp auto`` does."""
     return option(
         "auto",
-        "mixed precision: auto = bf16 on CPUs that support it and on CUDA",
+        f"mixed precision: auto = {auto}",
         "--amp",
         group=group,
         choices=("auto", "on", "off"),
@@ -160,6 +161,8 @@ def add_arguments(
             kwargs["type"] = meta.get("type") or type_of(f.type)
             if choices_of(f):
                 kwargs["choices"] = choices_of(f)
+            if "nargs" in meta:
+                kwargs.update(nargs=meta["nargs"], const=meta["const"])
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         kwargs["help"] = (
             f"{meta['help']} (default: {shown!r})" if shown not in (None, False) else meta["help"]

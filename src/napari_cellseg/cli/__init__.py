@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # e.g. for torchrun (train --ddp)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

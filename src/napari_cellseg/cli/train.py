@@ -18,6 +18,10 @@ EPILOG = """examples:
         --model models/dcan.pt --tb_dir tensorboard/ --csv_log log.csv --seed 48
   DeLTA folders (img/, seg/, optional wei/):
     cellseg train --architecture unet --dir /data/delta_seg --weight_map seg_weights_2D
+  Two processes (DistributedDataParallel; global batch 2 x 8 = 16), two equivalent ways:
+    cellseg train --ddp 2 --dir /data/train --batch_size 8
+    torchrun --nproc_per_node 2 -m napari_cellseg.cli train --dir /data/train --batch_size 8
+  (docs/training_at_scale.md: batch and learning-rate semantics, what rank 0 writes)
 """
 
 
@@ -61,16 +65,48 @@ def tune_allocator() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the training generator with a progress bar."""
+    """Run the training generator with a progress bar (on rank 0 under ``torchrun``); with
+    ``--ddp``/``--dataparallel`` outside ``torchrun``, replace this process by ``torchrun``."""
+    from napari_cellseg.train import distributed
+
+    config = config_from_args(args)
+    if args.evaluate and not config.test_dir:
+        raise CellsegError("--evaluate scores the model on --test_dir: give --test_dir too")
+    if (config.ddp or config.dataparallel) and not distributed.launched():
+        _exec_torchrun(config, args._argv)
+    with distributed.session(config):
+        return _train(args, config, quiet=not distributed.is_main())
+
+
+def _exec_torchrun(config: TrainConfig, argv: list[str]) -> None:
+    """Replace this process by ``torchrun`` running the same command on ``--ddp`` ranks."""
+    import os
+
+    import torch
+
+    from napari_cellseg.train import distributed
+
+    processes = config.ddp if config.ddp > 0 else distributed.default_processes()
+    if config.dataparallel and not config.ddp:
+        print(
+            "--dataparallel (Omnipose: torch DataParallel over the GPUs) runs as "
+            f"DistributedDataParallel on this machine: {processes} process(es), one per "
+            f"{'GPU' if torch.cuda.is_available() else 'CPU core (no GPU here)'}, global batch "
+            f"{processes} x --batch_size {config.batch_size}",
+            flush=True,
+        )
+    command = distributed.torchrun_command(argv, processes)
+    print("running: " + " ".join(command), flush=True)
+    os.execv(command[0], command)
+
+
+def _train(args: argparse.Namespace, config: TrainConfig, *, quiet: bool) -> int:
+    """Iterate the training generator; ``quiet`` (ranks other than 0) prints nothing."""
     from tqdm import tqdm
 
     from napari_cellseg.train import train
 
     tune_allocator()
-
-    config = config_from_args(args)
-    if args.evaluate and not config.test_dir:
-        raise CellsegError("--evaluate scores the model on --test_dir: give --test_dir too")
     gen = train(config)
     bar = None
     try:
@@ -83,11 +119,12 @@ def run(args: argparse.Namespace) -> int:
                     unit="step",
                     dynamic_ncols=True,
                     desc="train",
+                    disable=quiet,
                 )
             if event.kind == "step":
                 bar.update(event.step - bar.n)
                 bar.set_postfix(epoch=f"{event.epoch}/{event.n_epochs}", loss=f"{event.loss:.4f}")
-            elif args.verbose or event.epoch == event.n_epochs:
+            elif not quiet and (args.verbose or event.epoch == event.n_epochs):
                 val = "" if event.val_loss is None else f" val_loss {event.val_loss:.4f}"
                 bar.write(f"epoch {event.epoch}/{event.n_epochs} loss {event.loss:.4f}{val}")
     except StopIteration as done:
@@ -96,10 +133,13 @@ def run(args: argparse.Namespace) -> int:
         gen.close()
         if bar is not None:
             bar.close()
-        print("interrupted: the last state was saved; continue with --resume")
+        if not quiet:
+            print("interrupted: the last state was saved; continue with --resume")
         return 130
     if bar is not None:
         bar.close()
+    if quiet:
+        return 0
     print(f"model saved to {result.model_path}")
     if args.evaluate:
         _evaluate(result.model_path, config)

@@ -53,10 +53,12 @@ def epoch_batches(
     ]
 
 
-def crops_per_epoch(config: TrainConfig, n_items: int) -> int:
+def crops_per_epoch(config: TrainConfig, n_items: int, world: int = 1) -> int:
     """Crops in one epoch: ``--nimg_per_epoch``, else one per sample (and augmented copy),
-    at least one batch."""
-    return config.nimg_per_epoch or max(n_items * (1 + config.augments), config.batch_size)
+    at least one (global) batch; rounded up to a multiple of the ``world`` size so that every
+    rank trains on as many crops (as torch's ``DistributedSampler`` pads)."""
+    n = config.nimg_per_epoch or max(n_items * (1 + config.augments), config.batch_size * world)
+    return -(-n // world) * world
 
 
 def worker_init(_: int) -> None:

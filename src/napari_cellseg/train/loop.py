@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.train.logs import Logger
+from napari_cellseg.train import distributed
 from napari_cellseg.train.samples import TrainItem
 from napari_cellseg.train.setup import set_up
 from napari_cellseg.train.trainer import Progress, Trainer
@@ -61,13 +61,16 @@ def train(
         Data-loader worker processes; ``None`` follows ``--dataloader/--num_workers``.
         The napari widget passes 0.
 
+    Under ``torchrun`` (inside :func:`~napari_cellseg.train.distributed.session`) every rank
+    runs this generator: the same events, only rank 0 writing.
+
     Raises
     ------
     CellsegError
         For unusable data or options, before any file is written.
     """
     run = set_up(config, items, val_items)
-    trainer = Trainer(run, Logger(config, run.model_path))
+    trainer = Trainer(run, distributed.logger(config, run.model_path))
     epoch, stopped, batches = run.start_epoch, False, None
     try:
         batches = iter(trainer.loader(num_workers))

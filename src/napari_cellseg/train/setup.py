@@ -25,6 +25,7 @@ from napari_cellseg.io.outputs import remove_stale_temporaries
 from napari_cellseg.models import ModelSpec
 from napari_cellseg.preprocess import NORMALIZATION
 from napari_cellseg.runtime import autocast_dtype, pick_device
+from napari_cellseg.train import distributed
 from napari_cellseg.train.batches import crops_per_epoch
 from napari_cellseg.train.logs import csv_path
 from napari_cellseg.train.samples import TrainItem
@@ -51,7 +52,8 @@ class RunSetup:
     start_epoch, history
         Epochs already done and their records (a resumed run's; 0 and empty otherwise).
     n_per_epoch, steps_per_epoch
-        Crops and optimiser steps per epoch.
+        Crops and optimiser steps per epoch (of all ranks together under ``torchrun``: a step
+        trains on the global batch, ``world_size x batch_size`` crops).
     card
         The model card at the start (:func:`napari_cellseg.export.card.training_card`).
     """
@@ -85,6 +87,9 @@ def set_up(
 ) -> RunSetup:
     """Check the options and outputs, read the samples and build model and optimiser.
 
+    Under ``torchrun`` every rank sets the same run up (and reads the same ``--resume``
+    checkpoint); only rank 0 prepares the output folder.
+
     Parameters
     ----------
     config
@@ -95,12 +100,31 @@ def set_up(
     Raises
     ------
     CellsegError
-        For unusable data or options, before any file is written.
+        For unusable data or options, before any file is written; under ``torchrun`` on every
+        rank, also when the ranks were given different options.
     """
+    distributed.check_same_config(config)
+    default_path = distributed.from_rank_zero(default_model_path(config))  # it holds the time
+    with distributed.failing_together():
+        run = _build(config, items, val_items, default_path)
+    if distributed.is_main():
+        run.model_path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(_written_files(config, run.model_path))
+    return run
+
+
+def _build(
+    config: TrainConfig,
+    items: Sequence[TrainItem] | None,
+    val_items: Sequence[TrainItem] | None,
+    default_path: Path,
+) -> RunSetup:
+    """:func:`set_up` up to its first write (no collective step: a refusal on one rank is
+    said on every rank by :func:`~napari_cellseg.train.distributed.failing_together`)."""
     from napari_cellseg.models import build_model
 
     config.validate()
-    model_path = Path(config.resume or config.model or default_model_path(config))
+    model_path = Path(config.resume or config.model or default_path)
     _check_outputs(config, model_path)
     family = get_family(config.architecture)
     if items is None:
@@ -141,16 +165,16 @@ def set_up(
             history = list(ckpt.meta.get("history", []))
             _warn_schedule_change(config, ckpt.meta.get("training") or {}, start_epoch)
     model.to(device)
-    channels_last = device.type == "cpu"
+    channels_last = device.type in ("cpu", "cuda")
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model.parameters())
     if config.resume and ckpt is not None and ckpt.optimizer_state:
         optimizer.load_state_dict(ckpt.optimizer_state)
-
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(_written_files(config, model_path))
-    n_per_epoch = crops_per_epoch(config, len(items))
+    world = distributed.world_size()
+    n_per_epoch = crops_per_epoch(config, len(items), world)
+    # --amp auto: bf16 on CUDA only; on a CPU only when asked (--amp on)
+    amp = "off" if device.type == "cpu" and config.amp == "auto" else config.amp
     return RunSetup(
         config,
         model_path,
@@ -159,13 +183,13 @@ def set_up(
         spec,
         model,
         device,
-        autocast_dtype(device, config.amp),
+        autocast_dtype(device, amp),
         channels_last,
         optimizer,
         start_epoch,
         history,
         n_per_epoch,
-        math.ceil(n_per_epoch / config.batch_size),
+        math.ceil(n_per_epoch / (config.batch_size * world)),
         training_card(items, val_items, config, device),
     )
 

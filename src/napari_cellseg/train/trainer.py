@@ -17,6 +17,7 @@ import torch
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import DivergedError
 from napari_cellseg.families import get_family
+from napari_cellseg.train import distributed
 from napari_cellseg.train.batches import CropDataset, epoch_batches, validation_batches, worker_init
 from napari_cellseg.train.logs import Logger
 from napari_cellseg.train.setup import RunSetup, checkpoint_meta, lr_at
@@ -95,11 +96,13 @@ class Trainer:
         self.last_loss: float = float("nan")
         self.last_val: float | None = None
         self.val_batches = validation_batches(self.config, run.val_items)
+        self.net = distributed.parallel(run.model, run.device, self.config.seed)
 
     def loader(self, num_workers: int | None = None) -> torch.utils.data.DataLoader:
         """One loader for the whole run: worker processes start once and keep preparing the
         next batches while the network trains on the current one. ``num_workers`` ``None``
-        follows ``--dataloader/--num_workers``."""
+        follows ``--dataloader/--num_workers``. Under ``torchrun`` it loads this rank's share
+        of each global batch."""
         run = self.run
         if num_workers is None:
             num_workers = self.config.num_workers if self.config.dataloader else 0
@@ -110,8 +113,13 @@ class Trainer:
                 self.config.seed,
                 run.n_per_epoch,
             ),
-            batch_sampler=epoch_batches(
-                run.start_epoch, self.config.n_epochs, run.n_per_epoch, self.config.batch_size
+            batch_sampler=distributed.share(
+                epoch_batches(
+                    run.start_epoch,
+                    self.config.n_epochs,
+                    run.n_per_epoch,
+                    self.config.batch_size * distributed.world_size(),
+                )
             ),
             num_workers=num_workers,
             worker_init_fn=worker_init if num_workers else None,
@@ -121,21 +129,24 @@ class Trainer:
     def optimizer_step(
         self, x: torch.Tensor, y: torch.Tensor, lr: float, epoch: int
     ) -> tuple[float, dict[str, float]]:
-        """Forward, loss, backward and update on one batch at learning rate ``lr``."""
+        """Forward, loss, backward and update on one batch at learning rate ``lr``; the loss
+        and its parts returned are the means over the ranks."""
         run = self.run
         for group in run.optimizer.param_groups:
             group["lr"] = lr
         loss, parts = self._loss(x, y)
-        if not torch.isfinite(loss):
+        mean, *part_means = distributed.average([float(loss.detach()), *parts.values()])
+        parts = dict(zip(parts, part_means, strict=True))
+        if not np.isfinite(mean):  # the same on every rank: all stop together
             raise DivergedError(
-                f"the loss became {float(loss)} at epoch {epoch + 1}: lower "
+                f"the loss became {mean} at epoch {epoch + 1}: lower "
                 f"--learning_rate (now {self.config.learning_rate}) and train again"
             )
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
         self.step += 1
-        self.last_loss = float(loss.detach())
+        self.last_loss = mean
         return self.last_loss, parts
 
     def epoch(
@@ -179,21 +190,26 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> float | None:
-        """Mean loss over the fixed validation crops (None without validation data)."""
+        """Mean loss over the fixed validation crops (None without validation data); under
+        ``torchrun`` each rank scores its share and the sums are added over the ranks."""
         run = self.run
         if not self.val_batches:
             return None
         run.model.eval()
         total, n = 0.0, 0
-        for x, y in self.val_batches:
-            loss, _ = self._loss(x, y)
+        for x, y in self.val_batches[distributed.rank() :: distributed.world_size()]:
+            loss, _ = self._loss(x, y, run.model)
             total += float(loss) * len(x)
             n += len(x)
         run.model.train()
+        total, n = distributed.total([total, n])
         return total / n
 
-    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """The model on a batch, on the run's device and precision, and the family's loss."""
+    def _loss(
+        self, x: torch.Tensor, y: torch.Tensor, net: torch.nn.Module | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The network (``net``, else the trained one: DDP's under ``torchrun``) on a batch, on
+        the run's device and precision, and the family's loss."""
         run = self.run
         x = x.to(run.device, non_blocking=True)
         y = y.to(run.device, non_blocking=True)
@@ -202,13 +218,16 @@ class Trainer:
         with torch.autocast(
             run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None
         ):
-            pred = run.model(x)
+            pred = (net or self.net)(x)
         return compute_loss(self.config, pred, y)
 
     def save(self, epoch_done: int, *, final: bool = False) -> None:
-        """Write the checkpoint (and, with ``--save_each``, the per-epoch copy) atomically."""
+        """Write the checkpoint (and, with ``--save_each``, the per-epoch copy) atomically;
+        under ``torchrun`` rank 0 does, the others hold the same weights."""
         from napari_cellseg.models.checkpoint import save_checkpoint
 
+        if not distributed.is_main():
+            return
         run = self.run
         meta = checkpoint_meta(
             self.config,

@@ -15,7 +15,8 @@ from napari_cellseg.napari._forms import Form, option_field
 #: Options shown on top, in this order.
 MAIN_OPTIONS = ("architecture", "n_epochs", "learning_rate", "batch_size", "tyx", "device")
 #: Options the widget sets itself (data, output, start model), CLI spellings of other options
-#: (``RAdam``, ``use_gpu``) and command-line-only ones (resuming, data-loader processes).
+#: (``RAdam``, ``use_gpu``) and command-line-only ones (resuming, data-loader processes,
+#: torchrun processes).
 HIDDEN = (
     "dir",
     "test_dir",
@@ -28,6 +29,8 @@ HIDDEN = (
     "all_channels",
     "dataloader",
     "num_workers",
+    "ddp",
+    "dataparallel",
 )
 
 
