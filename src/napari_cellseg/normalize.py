@@ -36,11 +36,22 @@ def normalize_percentile(
 
 
 def _normalize_one(channel: np.ndarray, low: float, high: float) -> np.ndarray:
-    # Percentiles of a strided subsample: identical to within noise on microscopy images and
-    # several times faster on large ones.
     flat = channel.ravel()
-    step = max(1, flat.size // 1_000_000)
-    lo, hi = np.percentile(flat[::step], [low, high])
+    lo, hi = np.percentile(flat[:: sample_step(flat.size)], [low, high])
+    return scale_range(channel, lo, hi)
+
+
+def sample_step(size: int) -> int:
+    """Stride of the subsample of a channel of ``size`` pixels whose percentiles are used.
+
+    Percentiles of a strided subsample (every ``step``-th pixel in raster order) are
+    identical to within noise on microscopy images and several times faster on large ones.
+    """
+    return max(1, size // 1_000_000)
+
+
+def scale_range(channel: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``(channel - lo) / (hi - lo)`` as float32 (all zeros when ``hi - lo`` vanishes)."""
     if hi - lo < 1e-12:
         return np.zeros_like(channel, dtype=np.float32)
     return ((channel - lo) / (hi - lo)).astype(np.float32, copy=False)

@@ -21,6 +21,7 @@ import pytest
 from napari_cellseg import synth
 from napari_cellseg.cli import SUBCOMMANDS, main
 from napari_cellseg.io.images import read_mask, write_mask
+from napari_cellseg.io.images.chunked import write_label_zarr
 from napari_cellseg.io.links import write_links
 
 #: Subcommands that write nothing.
@@ -61,6 +62,13 @@ REFUSED = [
         "predict",
         "predict --model {ws}/models/tiny.pt --dir {ws}/images --output {ws}/results",
         "2 output files already exist and would be replaced",
+    ),
+    (
+        "predict a huge image over its earlier result",
+        "predict",
+        "predict --model {ws}/models/tiny.pt --image {ws}/images/nuclei_000.tif "
+        "--output {ws}/results --chunk 32",
+        "already exists and would be replaced",
     ),
     (
         "predict into the input folder",
@@ -179,6 +187,8 @@ def template(tmp_path_factory) -> Path:
     for i in range(2):  # the user's earlier predictions and weight maps
         write_mask(ws / "results" / f"nuclei_{i:03d}_masks.tif", labels)
         write_mask(ws / "results" / f"nuclei_{i:03d}.tif", labels)
+    with write_label_zarr(ws / "results" / "nuclei_000_masks.ome.zarr", (64, 64), (32, 32)) as z:
+        z.array[:] = labels  # an earlier huge-image result
     (ws / "results" / "scores.csv").write_text("name,ap_50\nnuclei_000,0.9\n")
     (ws / "options.yaml").write_text("n_epochs: 1\ntyx: [64, 64]\nbatch_size: 2\nnbase: [8, 16]\n")
     (ws / "tune").mkdir()  # an earlier range test's options, perhaps edited since

@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.predict.config import (
     PredictConfig,
@@ -29,15 +27,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="segment images with a trained or built-in model",
         description="Segment every image of a folder. Writes <base>_masks.tif per image into "
         "--output, a folder other than the input folder; files already there are replaced "
-        "only with --overwrite. An image that cannot be read or segmented is reported at the "
-        "end (exit status 1) and the others are still written.",
+        "only with --overwrite, or kept with --resume (a killed run goes on where it stopped). "
+        "An image that cannot be read or segmented is reported at the end (exit status 1) and "
+        "the others are still written. --image segments one huge image (OME-Zarr, Zarr or "
+        "TIFF, read lazily) block by block into <base>_masks.ome.zarr; --dask runs either on a "
+        "Dask cluster.",
     )
     p.add_argument(
         "--config",
         help="a yaml of the options below (under 'predict:' or at the top level; flags given "
         "here win), or, CLB style, the yaml written beside a model (= --model)",
     )
-    p.add_argument("--dir", "--test_data", dest="dir", required=True, help="folder of images")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dir", "--test_data", dest="dir", help="folder of images")
+    source.add_argument(
+        "--image",
+        help="one huge image, read lazily and segmented block by block: an OME-Zarr / Zarr "
+        "folder or a TIFF; writes <base>_masks.ome.zarr (an OME-Zarr label image, the input's "
+        "chunking) into --output (default: cellseg_masks beside the image)",
+    )
     p.add_argument(
         "--output", "--savedir", dest="output", help="output folder (default: <dir>/cellseg_masks)"
     )
@@ -45,6 +53,44 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="replace output files that already exist (never an input file)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the images whose output files all exist (files are written atomically, so "
+        "an existing one is complete: a killed run restarted with --resume computes only "
+        "what is missing); leftover temporaries of a killed run are removed",
+    )
+    p.add_argument(
+        "--dask",
+        nargs="?",
+        const="local",
+        metavar="SCHEDULER_ADDRESS",
+        help="run on Dask: without an address on a local cluster (one single-threaded worker "
+        "per core), or on the scheduler at SCHEDULER_ADDRESS (tcp://host:8786); each worker "
+        "loads the model once and writes its images' files",
+    )
+    p.add_argument(
+        "--dask_workers", type=int, default=None, help="workers of the local Dask cluster"
+    )
+    p.add_argument(
+        "--dask_timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the Dask scheduler (default: 10)",
+    )
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=1024,
+        help="--image: chunk edge of a TIFF's labels (a Zarr keeps its own; default 1024)",
+    )
+    p.add_argument(
+        "--block",
+        type=int,
+        default=None,
+        help="--image: edge of the blocks worked on, a multiple of the chunk (default 1024, "
+        "which gives the whole image's labels exactly); memory per worker grows with it",
     )
     p.add_argument(
         "--strict",
@@ -81,13 +127,14 @@ def options(args: argparse.Namespace) -> PredictConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Segment each image and write its masks; 1 if some images failed, 0 if none did."""
-    from tqdm import tqdm
-
     from napari_cellseg.io import datasets
-    from napari_cellseg.io.outputs import refuse_existing
+    from napari_cellseg.io.outputs import refuse_existing, remove_stale_temporaries
     from napari_cellseg.predict import Segmenter
+    from napari_cellseg.predict.files import finished, output_paths
 
     config = options(args)
+    if args.image:
+        return _run_image(args, config)
     # the model and its reconstruction options first: a mistyped name is the likelier mistake
     seg = Segmenter.from_config(config)
     params = config.params_for(seg.arch)
@@ -110,23 +157,28 @@ def run(args: argparse.Namespace) -> int:
             "like annotations of a training set. Choose another folder (the default is "
             f"{src / 'cellseg_masks'})"
         )
-    outputs = {s: _outputs(out, s.name.replace("/", "_"), args) for s in ds.samples}
+    outputs = {
+        s: output_paths(
+            out, s.name.replace("/", "_"), save_flows=args.save_flows, save_png=args.save_png
+        )
+        for s in ds.samples
+    }
+    done = set(finished(outputs)) if args.resume else set()
+    todo = {s: paths for s, paths in outputs.items() if s not in done}
     refuse_existing(
-        [p for paths in outputs.values() for p in paths.values()],
-        overwrite=args.overwrite,
-        fix="pass --overwrite to replace them, or choose another --output",
+        [p for paths in todo.values() for p in paths.values()],
+        overwrite=args.overwrite or args.resume,
+        fix="pass --overwrite to replace them, --resume to keep them and segment only the "
+        "images without, or choose another --output",
     )
-    written, failed = 0, []
-    for sample in tqdm(ds.samples, unit="image", desc="predict", dynamic_ncols=True):
-        try:
-            _segment_one(seg, sample, outputs[sample], config, params)
-        except CellsegError as err:
-            if args.strict:
-                raise CellsegError(f"{err} (stopped at the first failure: --strict)") from err
-            failed.append(f"{sample.image}: {err}")
-            continue
-        written += 1
-    print(f"wrote {written} mask file(s) to {out}")
+    remove_stale_temporaries(p for paths in outputs.values() for p in paths.values())
+    if done:
+        print(f"skipped {len(done)} image(s) whose files exist (--resume)")
+    if args.dask:
+        failed = _run_dask(args, config, todo)
+    else:
+        failed = _run_here(args, seg, todo, config, params)
+    print(f"wrote {len(todo) - len(failed)} mask file(s) to {out}")
     if failed:
         listed = "\n".join(f"  {line}" for line in failed)
         print(
@@ -138,45 +190,96 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _outputs(out: Path, base: str, args: argparse.Namespace) -> dict[str, Path]:
-    """The files written for one image: masks, and flows / outlines when asked for."""
-    paths = {"masks": out / f"{base}_masks.tif"}
-    if args.save_flows:
-        paths["flows"] = out / f"{base}_flows.tif"
-    if args.save_png:
-        paths["outlines"] = out / f"{base}_outlines.png"
-    return paths
+def _run_here(
+    args: argparse.Namespace,
+    seg: Segmenter,
+    todo: dict[Sample, dict[str, Path]],
+    config: PredictConfig,
+    params: Any,
+) -> list[str]:
+    """The images one after the other in this process; the failures."""
+    from tqdm import tqdm
+
+    from napari_cellseg.predict.files import segment_to_files
+
+    failed = []
+    for sample in tqdm(todo, unit="image", desc="predict", dynamic_ncols=True):
+        try:
+            segment_to_files(seg, sample, todo[sample], config, params)
+        except CellsegError as err:
+            if args.strict:
+                raise CellsegError(f"{err} (stopped at the first failure: --strict)") from err
+            failed.append(f"{sample.image}: {err}")
+    return failed
 
 
-def _segment_one(
-    seg: Segmenter, sample: Sample, paths: dict[str, Path], config: PredictConfig, params: Any
-) -> None:
-    """Segment one image and write its files (the output folder is made at the first)."""
-    from napari_cellseg.io import datasets
-    from napari_cellseg.io.images import write_mask
-    from napari_cellseg.predict import predict_frames, results
+def _run_dask(
+    args: argparse.Namespace, config: PredictConfig, todo: dict[Sample, dict[str, Path]]
+) -> list[str]:
+    """The images on a Dask cluster, each worker writing its images' files; the failures."""
+    from napari_cellseg.predict import dask as on_dask
 
-    raw = datasets.load_image(sample)
-    frames = seg.prepare(raw, channel_axis=config.channel_axis, source=str(sample.image))
-    done = results(predict_frames(seg, frames, params, keep_outputs="flows" in paths))
-    labels = done[0].labels if len(done) == 1 else np.stack([r.labels for r in done])
-    paths["masks"].parent.mkdir(parents=True, exist_ok=True)
-    write_mask(paths["masks"], labels)
-    if "flows" in paths:
-        _write_flows(paths["flows"], done)
-    if "outlines" in paths:
-        from napari_cellseg.overlay import save_outline_png
-
-        save_outline_png(paths["outlines"], frames[0], done[0].labels)
+    client = _client(args)
+    try:
+        failed = on_dask.predict_folder(client, todo, config)
+    finally:
+        on_dask.close(client)
+    if failed and args.strict:
+        raise CellsegError(f"{failed[0]} (--strict; {len(failed)} image(s) failed)")
+    return failed
 
 
-def _write_flows(path: Path, results) -> None:
-    from napari_cellseg.io.images import write_image
+def _client(args: argparse.Namespace):
+    from napari_cellseg.predict import dask as on_dask
 
-    stacks = []
-    for r in results:
-        maps = []
-        for arr in r.outputs.values():
-            maps.extend(arr if arr.ndim == 3 else [arr])
-        stacks.append(np.stack(maps).astype(np.float32))
-    write_image(path, stacks[0] if len(stacks) == 1 else np.stack(stacks))
+    address = None if args.dask == "local" else args.dask
+    client = on_dask.connect(address, workers=args.dask_workers, timeout=args.dask_timeout)
+    print(on_dask.describe(client), flush=True)
+    return client
+
+
+def _run_image(args: argparse.Namespace, config: PredictConfig) -> int:
+    """One huge image block by block into ``<base>_masks.ome.zarr``."""
+    from napari_cellseg.io.images.chunked import open_chunked
+    from napari_cellseg.io.outputs import remove_stale_temporaries
+    from napari_cellseg.predict.blockwise import segment_chunked, serial_map
+
+    image = open_chunked(args.image, chunk=args.chunk)
+    parent = image.path.resolve().parent
+    out = Path(args.output).expanduser().resolve() if args.output else parent / "cellseg_masks"
+    if out.exists() and not out.is_dir():
+        raise CellsegError(f"--output {out} is a file; give a folder for the label image")
+    dest = out / f"{image.name}_masks.ome.zarr"
+    if dest.exists() and args.resume:
+        print(f"skipped {image.path}: {dest} exists (--resume)")
+        return 0
+    if dest.exists() and not args.overwrite:
+        raise CellsegError(
+            f"{dest} already exists and would be replaced; pass --overwrite to replace it, "
+            "--resume to keep it, or choose another --output. Nothing was written"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries([dest, dest.with_name(dest.name + ".work")])
+    client = _client(args) if args.dask else None
+    try:
+        mapper = serial_map
+        if client is not None:
+            from napari_cellseg.predict.dask import client_mapper
+
+            mapper = client_mapper(client)
+        segment_chunked(
+            image.path,
+            dest,
+            config,
+            chunk=args.chunk,
+            block=args.block,
+            mapper=mapper,
+            replace=args.overwrite,
+        )
+    finally:
+        if client is not None:
+            from napari_cellseg.predict.dask import close
+
+            close(client)
+    print(f"wrote {dest}")
+    return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -112,8 +113,8 @@ def remove_stale_temporaries(targets: Iterable[str | os.PathLike]) -> list[Path]
     """Remove the temporaries that interrupted atomic writes of ``targets`` left behind.
 
     Call it when a run that writes ``targets`` starts (nothing else writes them then): only
-    hidden files named as :func:`temporary_path` names a temporary of one of ``targets`` are
-    removed; every other file is left alone.
+    hidden files (or folders, for a Zarr) named as :func:`temporary_path` names a temporary of
+    one of ``targets`` are removed; every other file is left alone.
 
     Parameters
     ----------
@@ -134,10 +135,12 @@ def remove_stale_temporaries(targets: Iterable[str | os.PathLike]) -> list[Path]
         if not folder.is_dir():
             continue
         for entry in folder.iterdir():
-            if entry.name.startswith(".") and entry.is_file():
-                if any(_is_temporary_of(entry.name, name) for name in names):
+            if entry.name.startswith(".") and any(_is_temporary_of(entry.name, n) for n in names):
+                if entry.is_dir():  # a folder output (a Zarr) being written
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
                     entry.unlink(missing_ok=True)
-                    removed.append(entry)
+                removed.append(entry)
     return removed
 
 

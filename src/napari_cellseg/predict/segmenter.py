@@ -55,6 +55,28 @@ class Segmentation:
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TileLayout:
+    """The tiles of one image: :meth:`Segmenter.tile_layout`.
+
+    Attributes
+    ----------
+    tile
+        ``(th, tw)`` tile size in pixels.
+    padded
+        ``(H, W)`` size of the image padded (reflect) at the bottom and right.
+    starts
+        ``(y, x)`` of each tile in the padded image, in the order the network runs them.
+    batch
+        Tiles per forward pass; the last pass takes what is left.
+    """
+
+    tile: tuple[int, int]
+    padded: tuple[int, int]
+    starts: list[tuple[int, int]]
+    batch: int
+
+
 def _tile_starts(size: int, tile: int, overlap: float, step: int = 1) -> list[int]:
     """Tile offsets covering ``size``, multiples of ``step`` (the network's pooling grid)."""
     if size <= tile:
@@ -229,41 +251,55 @@ class Segmenter:
         out = _resize((yield from self._tiled(_resize(image, size))), (h, w))
         return self.family.rescale_outputs(out, size[0] / h)
 
-    def _tiled(self, image: np.ndarray) -> Generator[tuple[int, int], None, np.ndarray]:
-        """Blended outputs of the tiles of ``image``; yields progress after each batch."""
-        h, w = image.shape[1:]
+    def tile_layout(self, h: int, w: int) -> TileLayout:
+        """Where the tiles of an ``h`` x ``w`` image lie (the whole image's grid).
+
+        The image is padded (reflect) at the bottom and right to ``padded`` so that every tile
+        starts on the network's grid; tiles of ``tile`` pixels start at ``starts`` and run
+        ``batch`` at a time. A chunk of a huge image is predicted with the same grid
+        (:mod:`napari_cellseg.predict.blockwise`), so its outputs are the whole image's.
+        """
         t, k = self.tile, self.spec.divisor()
         th, tw = min(t, _round_up(h, 16)), min(t, _round_up(w, 16))
         # pad to the network's grid too, so that every tile starts on it like the whole image
-        pad_h, pad_w = max(th, _round_up(h, k)) - h, max(tw, _round_up(w, k)) - w
-        if pad_h or pad_w:
-            image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
-        H, W = image.shape[1:]
+        H, W = max(th, _round_up(h, k)), max(tw, _round_up(w, k))
         starts = [
             (y, x)
             for y in _tile_starts(H, th, self.overlap, k)
             for x in _tile_starts(W, tw, self.overlap, k)
         ]
-        window = _blend_window((th, tw))
         batch = self.batch_size or max(1, TILE_PIXELS_PER_BATCH // (th * tw))
+        return TileLayout((th, tw), (H, W), starts, batch)
+
+    def forward(self, tiles: np.ndarray) -> np.ndarray:
+        """Raw network outputs ``(B, K, th, tw)`` float32 of a batch of ``(B, C, th, tw)`` tiles."""
+        x = torch.from_numpy(tiles).to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with (
+            torch.no_grad(),
+            torch.autocast(
+                self.device.type,
+                dtype=self.amp_dtype or torch.float32,
+                enabled=self.amp_dtype is not None,
+            ),
+        ):
+            out = self.model(x)
+        return out.float().cpu().numpy()
+
+    def _tiled(self, image: np.ndarray) -> Generator[tuple[int, int], None, np.ndarray]:
+        """Blended outputs of the tiles of ``image``; yields progress after each batch."""
+        h, w = image.shape[1:]
+        grid = self.tile_layout(h, w)
+        (th, tw), (H, W), starts, batch = grid.tile, grid.padded, grid.starts, grid.batch
+        if (H, W) != (h, w):
+            image = np.pad(image, ((0, 0), (0, H - h), (0, W - w)), mode="reflect")
+        window = _blend_window((th, tw))
         acc = np.zeros((self.spec.n_outputs(), H, W), np.float32)
         norm = np.zeros((H, W), np.float32)
         for i in range(0, len(starts), batch):
             chunk = starts[i : i + batch]
-            x = torch.from_numpy(np.stack([image[:, y : y + th, x0 : x0 + tw] for y, x0 in chunk]))
-            x = x.to(self.device)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with (
-                torch.no_grad(),
-                torch.autocast(
-                    self.device.type,
-                    dtype=self.amp_dtype or torch.float32,
-                    enabled=self.amp_dtype is not None,
-                ),
-            ):
-                out = self.model(x)
-            out = out.float().cpu().numpy()
+            out = self.forward(np.stack([image[:, y : y + th, x : x + tw] for y, x in chunk]))
             for (y, x0), o in zip(chunk, out):
                 acc[:, y : y + th, x0 : x0 + tw] += o * window
                 norm[y : y + th, x0 : x0 + tw] += window
@@ -407,3 +443,28 @@ def _round_up(n: int, k: int) -> int:
 def _compact_dtype(labels: np.ndarray) -> np.ndarray:
     top = int(labels.max()) if labels.size else 0
     return labels.astype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
+
+
+#: Models loaded by :func:`cached_segmenter` in this process, by their options.
+_LOADED: dict[str, Segmenter] = {}
+
+
+def cached_segmenter(config: PredictConfig) -> Segmenter:
+    """The model of ``config``, loaded once per process (a Dask worker's tasks share it).
+
+    Parameters
+    ----------
+    config
+        The prediction options; models differing in any of them are loaded separately.
+
+    Returns
+    -------
+    Segmenter
+        The same instance for every call with equal options.
+    """
+    import json
+
+    key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    if key not in _LOADED:
+        _LOADED[key] = Segmenter.from_config(config)
+    return _LOADED[key]

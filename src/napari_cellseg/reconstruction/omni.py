@@ -191,51 +191,129 @@ def _link_blocks(
     device: str,
     block: int,
 ) -> np.ndarray:
-    """Objects of the foreground: linked neighbours, found block by block.
+    """Objects of the foreground: linked neighbours, found block by block (:func:`link_block`).
 
-    Each block follows the flows of its pixels plus a one-pixel rim below and beside it, in a
-    window ``niter + 3`` pixels wider (a pixel moves at most one pixel per step, and the
-    bilinear samples and the divergence reach two further), so every end point, and so every
-    link between 8-neighbours, is the one the whole image would give. The block's components
-    are numbered after those of the blocks before it; a rim pixel belongs to a neighbouring
-    block, and its two numbers are joined at the end.
+    The block's components are numbered after those of the blocks before it; a rim pixel
+    belongs to a neighbouring block, and its two numbers are joined at the end
+    (:func:`join_ids`).
     """
     ny, nx = fg.shape
-    margin = niter + 3
     labels = np.zeros((ny, nx), dtype=np.int32)
     rim_pixels, rim_ids = [], []
     top = 0
-    for y0, y1, x0, x1 in _blocks((ny, nx), block):
-        # pixels to follow: the block, the row below and the columns left and right of it
-        ey1, ex0, ex1 = min(y1 + 1, ny), max(x0 - 1, 0), min(x1 + 1, nx)
-        wy0, wx0 = max(y0 - margin, 0), max(ex0 - margin, 0)
-        win = (slice(wy0, min(ey1 + margin, ny)), slice(wx0, min(ex1 + margin, nx)))
-        fg_win = fg[win]
-        ys, xs = np.nonzero(fg_win[y0 - wy0 : ey1 - wy0, ex0 - wx0 : ex1 - wx0])
-        if ys.size == 0:
-            continue
-        ys += y0 - wy0
-        xs += ex0 - wx0
-        unit = _unit_flow(flow[:, win[0], win[1]], fg_win)
-        field = unit * _suppression(unit) if suppress else unit
-        end = follow_flows(field, ys, xs, niter, device=device, origin=(wy0, wx0))
-        n, comp = _link_components(ys, xs, end, unit, None if boundary is None else boundary[win])
-        comp += top + 1
-        gy, gx = ys + wy0, xs + wx0
-        core = (gy < y1) & (gx >= x0) & (gx < x1)
+    for bounds in _blocks((ny, nx), block):
+        win = link_window(bounds, (ny, nx), niter)
+        n, gy, gx, comp, core = link_block(
+            flow[:, win[0], win[1]],
+            fg[win],
+            None if boundary is None else boundary[win],
+            bounds,
+            (win[0].start, win[1].start),
+            niter,
+            suppress,
+            device,
+        )
+        comp += top
         labels[gy[core], gx[core]] = comp[core]
         rim_pixels.append(gy[~core] * nx + gx[~core])
         rim_ids.append(comp[~core])
         top += n
     # a rim pixel's id in its own block and in the block that followed it as a rim
     own = labels.ravel()[np.concatenate(rim_pixels)]
-    other = np.concatenate(rim_ids)
+    return join_ids(own, np.concatenate(rim_ids), top)[labels]
+
+
+def join_ids(own: np.ndarray, other: np.ndarray, top: int) -> np.ndarray:
+    """The lookup table that gives ids ``1..top`` joined in pairs one number per group.
+
+    Parameters
+    ----------
+    own, other
+        Pairs of ids (``1..top``) of one object, e.g. a rim pixel's id in its own block and in
+        the block that followed it as a rim.
+    top
+        The largest id.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int32`` table of ``top + 1`` entries: 0 for 0, else the group's number ``1..G``, in
+        order of each group's smallest id.
+    """
     graph = sparse.coo_matrix(
         (np.ones(own.size, dtype=np.int8), (own - 1, other - 1)), shape=(top, top)
     )
     _, comp = connected_components(graph, directed=False)
-    lut = np.concatenate([[0], comp + 1]).astype(np.int32)
-    return lut[labels]
+    return np.concatenate([[0], comp + 1]).astype(np.int32)
+
+
+def link_window(
+    bounds: tuple[int, int, int, int], shape: tuple[int, int], niter: int
+) -> tuple[slice, slice]:
+    """The window of the flow :func:`link_block` needs for the block ``(y0, y1, x0, x1)``.
+
+    The block plus its rim (the row below, the columns left and right), ``niter + 3`` pixels
+    wider on every side (clipped to the image of ``shape``).
+    """
+    (y0, y1, x0, x1), (ny, nx) = bounds, shape
+    margin = niter + 3
+    ey1, ex0, ex1 = min(y1 + 1, ny), max(x0 - 1, 0), min(x1 + 1, nx)
+    return (
+        slice(max(y0 - margin, 0), min(ey1 + margin, ny)),
+        slice(max(ex0 - margin, 0), min(ex1 + margin, nx)),
+    )
+
+
+def link_block(
+    flow_win: np.ndarray,
+    fg_win: np.ndarray,
+    boundary_win: np.ndarray | None,
+    bounds: tuple[int, int, int, int],
+    origin: tuple[int, int],
+    niter: int,
+    suppress: bool,
+    device: str,
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Linked components of one block's foreground and of its rim.
+
+    The block's pixels plus a one-pixel rim below and beside it follow their flows in the
+    :func:`link_window` (a pixel moves at most one pixel per step, and the bilinear samples and
+    the divergence reach two further), so every end point, and so every link between
+    8-neighbours, is the one the whole image would give.
+
+    Parameters
+    ----------
+    flow_win, fg_win, boundary_win
+        The flow ``(2, h, w)``, foreground and boundary probability (or None) on the window.
+    bounds
+        ``(y0, y1, x0, x1)`` of the block in the image.
+    origin
+        Image position of the window's first pixel.
+    niter, suppress, device
+        As :func:`omni_masks`.
+
+    Returns
+    -------
+    n, gy, gx, comp, core
+        The number of components, the image positions of the block's and rim's foreground
+        pixels, their component (``1..n``) and whether each lies in the block (else the rim).
+    """
+    (y0, y1, x0, x1), (wy0, wx0) = bounds, origin
+    ny, nx = wy0 + fg_win.shape[0], wx0 + fg_win.shape[1]  # at least to the rim
+    ey1, ex0, ex1 = min(y1 + 1, ny), max(x0 - 1, 0), min(x1 + 1, nx)
+    ys, xs = np.nonzero(fg_win[y0 - wy0 : ey1 - wy0, ex0 - wx0 : ex1 - wx0])
+    if ys.size == 0:
+        empty = np.zeros(0, dtype=np.intp)
+        return 0, empty, empty, empty.astype(np.int32), empty.astype(bool)
+    ys += y0 - wy0
+    xs += ex0 - wx0
+    unit = _unit_flow(flow_win, fg_win)
+    field = unit * _suppression(unit) if suppress else unit
+    end = follow_flows(field, ys, xs, niter, device=device, origin=(wy0, wx0))
+    n, comp = _link_components(ys, xs, end, unit, boundary_win)
+    gy, gx = ys + wy0, xs + wx0
+    core = (gy < y1) & (gx >= x0) & (gx < x1)
+    return n, gy, gx, (comp + 1).astype(np.int32), core
 
 
 def follow_flows(
@@ -394,17 +472,14 @@ def _drop_inconsistent(
     :func:`~napari_cellseg.targets.omni.omni_targets` computes from the masks and ``s`` the
     median flow length over the foreground (so the output scale does not matter). Each mask
     is checked with the others whose bounding box starts in the same ``block``, on the union
-    of their boxes plus a one-pixel rim.
+    of their boxes plus a one-pixel rim (:func:`inconsistent_masks`).
     """
-    from napari_cellseg.targets.omni import omni_targets
-
     ny, nx = labels.shape
     lengths = []
     for y0, y1, x0, x1 in _blocks((ny, nx), block):
         inside = labels[y0:y1, x0:x1] > 0
         lengths.append(np.hypot(flow[0, y0:y1, x0:x1][inside], flow[1, y0:y1, x0:x1][inside]))
-    scale = float(np.median(np.concatenate(lengths)))
-    inv = np.float32(1.0 / scale if scale > 1e-6 else 1.0)
+    inv = flow_scale_inverse(float(np.median(np.concatenate(lengths))))
 
     boxes = ndi.find_objects(labels)
     n = len(boxes)
@@ -419,12 +494,45 @@ def _drop_inconsistent(
         x0 = max(min(boxes[i - 1][1].start for i in ids) - 1, 0)
         x1 = min(max(boxes[i - 1][1].stop for i in ids) + 1, nx)
         lab = labels[y0:y1, x0:x1]
-        mine = np.zeros(n + 1, dtype=bool)
-        mine[ids] = True
-        sel = mine[lab]
-        target = omni_targets(lab)[:2, sel]
-        err = ((flow[:, y0:y1, x0:x1][:, sel] * inv - target) ** 2).sum(axis=0)
-        total = np.bincount(lab[sel], weights=err, minlength=n + 1)
-        count = np.bincount(lab[sel], minlength=n + 1)
-        bad[ids] = total[ids] > threshold * count[ids]
+        bad[ids] = inconsistent_masks(lab, flow[:, y0:y1, x0:x1], ids, inv, threshold)
     return without(labels, bad) if bad.any() else labels
+
+
+def flow_scale_inverse(median_length: float) -> np.float32:
+    """``1 / s`` for the median flow length ``s`` over the foreground (1 for a vanishing ``s``)."""
+    return np.float32(1.0 / median_length if median_length > 1e-6 else 1.0)
+
+
+def inconsistent_masks(
+    lab: np.ndarray, flow: np.ndarray, ids: np.ndarray, inv: np.float32, threshold: float
+) -> np.ndarray:
+    """Which masks ``ids`` of a crop fail the flow check of :func:`_drop_inconsistent`.
+
+    Parameters
+    ----------
+    lab, flow
+        Labels ``(h, w)`` and flow ``(2, h, w)`` of a crop that holds the masks ``ids`` whole,
+        with a one-pixel rim (or the image edge) around them.
+    ids
+        The masks to check.
+    inv
+        :func:`flow_scale_inverse` of the image.
+    threshold
+        The largest mean squared error kept.
+
+    Returns
+    -------
+    numpy.ndarray
+        One bool per id: its error is above ``threshold``.
+    """
+    from napari_cellseg.targets.omni import omni_targets
+
+    top = int(lab.max()) + 1
+    mine = np.zeros(max(top, int(ids.max()) + 1), dtype=bool)
+    mine[ids] = True
+    sel = mine[lab]
+    target = omni_targets(lab)[:2, sel]
+    err = ((flow[:, sel] * inv - target) ** 2).sum(axis=0)
+    total = np.bincount(lab[sel], weights=err, minlength=mine.size)
+    count = np.bincount(lab[sel], minlength=mine.size)
+    return total[ids] > threshold * count[ids]
