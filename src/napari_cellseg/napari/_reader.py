@@ -1,5 +1,6 @@
-"""napari readers: images, ``*_masks`` label files, ``*_links.txt`` files, training folders and
-Cell Tracking Challenge folders (a tracking ground truth or result, with its Tracks layer).
+"""napari readers: images, ``*_masks`` label files, ``*_links.txt`` files, OME-Zarr / Zarr
+images (lazily), training folders and Cell Tracking Challenge folders (a tracking ground truth
+or result, with its Tracks layer).
 
 Each ``get_*`` function decides from the path alone (a few ``stat`` calls at most) and
 returns None for paths it does not handle. The reader functions never raise for bad input: a
@@ -59,6 +60,24 @@ def get_reader(path: PathOrPaths) -> ReaderFunction | None:
         return read_masks
     if ext in IMAGE_EXTENSIONS:
         return read_image_file
+    return None
+
+
+def get_zarr_reader(path: PathOrPaths) -> ReaderFunction | None:
+    """Return :func:`read_zarr` for a ``*.zarr`` folder (OME-Zarr or Zarr array), else None.
+
+    Parameters
+    ----------
+    path
+        A folder path.
+
+    Returns
+    -------
+    callable or None
+        The reader function.
+    """
+    if isinstance(path, str) and os.path.isdir(path) and path.rstrip("/\\").endswith(".zarr"):
+        return read_zarr
     return None
 
 
@@ -175,6 +194,49 @@ def read_image_file(path: str) -> list[LayerData]:
         return [(cyx[0], {"name": name}, "image")]
     names = [f"{name} [ch{i}]" for i in range(cyx.shape[0])]
     return [(cyx, {"name": names, "channel_axis": 0, "blending": "additive"}, "image")]
+
+
+@_reported("the Zarr image")
+def read_zarr(path: str) -> list[LayerData]:
+    """Open an OME-Zarr or Zarr image lazily: nothing is read until napari draws it.
+
+    An image becomes an Image layer (multiscale when the OME-Zarr has several levels; one
+    layer per channel), a ``*_masks.ome.zarr`` label image a Labels layer. Each keeps its path
+    as the layer's source, from which the Segment widget segments it block by block.
+
+    Parameters
+    ----------
+    path
+        A ``*.zarr`` folder (needs the ``dask`` extra: ``zarr``, ``dask``).
+
+    Returns
+    -------
+    list of tuple
+        One layer's data.
+    """
+    try:
+        import dask.array as da
+    except ImportError as exc:
+        raise CellsegError('needs the dask extra: pip install "napari-cellseg[dask]"') from exc
+    from napari_cellseg.io.images.chunked import image_name, open_chunked, pyramid
+
+    image = open_chunked(path)
+    plane = tuple(0 if a in "tz" else slice(None) for a in image.axes)  # t/z of size 1
+    kept = "".join(a for a in image.axes if a in "cyx")
+    levels = [da.from_zarr(level)[plane] for level in pyramid(path, image)]
+    if "c" in kept:
+        levels = [da.moveaxis(level, kept.index("c"), 0) for level in levels]
+        if levels[0].shape[0] == 1:
+            levels = [level[0] for level in levels]
+    name = image_name(path)
+    meta: dict[str, Any] = {"name": name, "multiscale": len(levels) > 1}
+    data: Any = levels if len(levels) > 1 else levels[0]
+    if name.endswith(MASK_SUFFIX):
+        return [(data, meta, "labels")]
+    if levels[0].ndim == 3:  # channels first
+        names = [f"{name} [ch{i}]" for i in range(levels[0].shape[0])]
+        meta.update(name=names, channel_axis=0, blending="additive")
+    return [(data, meta, "image")]
 
 
 @_reported("the mask")

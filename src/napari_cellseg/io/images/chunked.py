@@ -61,11 +61,7 @@ class ChunkedImage:
     @property
     def name(self) -> str:
         """The base name for outputs (``plate.ome.zarr`` -> ``plate``)."""
-        name = self.path.name
-        for suffix in (".ome.zarr", ".zarr", ".ome.tiff", ".ome.tif", ".tiff", ".tif"):
-            if name.lower().endswith(suffix):
-                return name[: -len(suffix)]
-        return self.path.stem
+        return image_name(self.path)
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """The region ``[y0:y1, x0:x1]`` as ``(C, h, w)`` in the file's dtype."""
@@ -79,6 +75,15 @@ class ChunkedImage:
         if "c" not in kept:
             return region[None]
         return np.moveaxis(region, kept.index("c"), 0)
+
+
+def image_name(path: str | os.PathLike) -> str:
+    """The base name of an image file or folder (``plate.ome.zarr`` -> ``plate``)."""
+    name = Path(path).name
+    for suffix in (".ome.zarr", ".zarr", ".ome.tiff", ".ome.tif", ".tiff", ".tif"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
 
 
 def is_chunked_source(path: str | os.PathLike) -> bool:
@@ -156,6 +161,34 @@ def _open_zarr(path: Path) -> tuple[Any, str]:
         "(multiscales axes, e.g. c, y, x) or set the array attribute _ARRAY_DIMENSIONS, "
         'e.g. ["c", "y", "x"]'
     )
+
+
+def pyramid(path: str | os.PathLike, image: ChunkedImage) -> list[Any]:
+    """The resolution levels of an OME-Zarr image, full resolution first; ``[image.array]``
+    for a plain Zarr array or a TIFF.
+
+    Parameters
+    ----------
+    path
+        What ``image`` was opened from.
+    image
+        The image (:func:`open_chunked`).
+
+    Returns
+    -------
+    list
+        The level arrays (lazy).
+    """
+    import zarr
+
+    if not is_chunked_source(path):
+        return [image.array]
+    node = zarr.open(str(path), mode="r")
+    if not isinstance(node, zarr.Group):
+        return [image.array]
+    attrs = dict(node.attrs)
+    datasets = attrs.get("ome", attrs)["multiscales"][0]["datasets"]
+    return [node[d["path"]] for d in datasets]
 
 
 def _axis_name(axis: Any) -> str:

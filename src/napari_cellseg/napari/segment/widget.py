@@ -12,10 +12,14 @@ the built-in model for what the image looks like (:mod:`napari_cellseg.napari._a
 ``nuclei`` for fluorescence, ``bacteria_phase`` for transmitted light); the reconstruction
 parameters of its family show before it is loaded (the family is read from the yaml beside a
 model file).
+
+A multiscale or lazy layer opened from an OME-Zarr / Zarr folder or a TIFF is segmented from
+that file block by block into a new label Zarr beside it (:mod:`.huge`), never loaded whole.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +37,7 @@ from napari_cellseg.napari._dock import DockWidget, set_choices
 from napari_cellseg.napari._forms import with_button
 from napari_cellseg.napari._frames import preload_core
 from napari_cellseg.napari._session_models import session_models
-from napari_cellseg.napari.segment import results, worker
+from napari_cellseg.napari.segment import huge, results, worker
 from napari_cellseg.napari.segment.form import ParameterForm, inference_form
 from napari_cellseg.napari.segment.worker import Frames, Job, Loaded, Outputs
 
@@ -67,6 +71,7 @@ class SegmentWidget(DockWidget):
         self._frames = 1
         self._last: tuple[Job, str] | None = None  # last run and its result layer
         self._pending = False
+        self._blocks_stop = threading.Event()  # the Stop of a run from a file (.huge)
 
         self._model_combo = ComboBox(
             name="model", tooltip="Built-in models, models trained in this session, files"
@@ -262,9 +267,18 @@ class SegmentWidget(DockWidget):
         if layer is None:
             self.notify("no Image layer chosen; open an image first.", "warning")
             return
-        if layer.multiscale:
-            self.notify(f"Image layer '{name}' is multiscale; open one resolution level.", "error")
-            return
+        if layer.multiscale or not isinstance(layer.data, np.ndarray):
+            source = huge.source_of(layer)
+            if source is not None:  # too large for memory, perhaps: from its file
+                self._segment_file(key, name, source)
+                return
+            if layer.multiscale:
+                self.notify(
+                    f"Image layer '{name}' is multiscale and was not opened from a file; save "
+                    "it as an OME-Zarr image and open that, or open one resolution level.",
+                    "error",
+                )
+                return
         options = self.options
         job = Job(key, options["device"], name, layer.data, bool(layer.rgb), options["diameter"])
         kept = self._cached(job)
@@ -286,9 +300,48 @@ class SegmentWidget(DockWidget):
             aborted=self._on_aborted,
         )
 
+    def _segment_file(self, key: str, name: str, source: Path) -> None:
+        """Segment the image of layer ``name`` from its file, block by block, into a new
+        label Zarr beside it (:mod:`.huge`)."""
+        from napari_cellseg.predict.config import PredictConfig
+
+        options = self.options
+        arch = described_arch(key) or "omni"
+        given = self._params.snapshot().get(arch, {})
+        try:
+            config = PredictConfig(
+                model=key,
+                device=options["device"],
+                diameter=options["diameter"],
+                reconstruction={k: v for k, v in given.items() if v is not None},
+            )
+        except CellsegError as err:
+            self.notify(str(err), "error")
+            return
+        self._blocks_stop = threading.Event()
+        destination = huge.free_destination(source)
+        self.start_worker(
+            huge.segment_file,
+            config,
+            source,
+            destination,
+            self._blocks_stop,
+            desc=f"Segmenting {name} block by block",
+            total=1,
+            yielded=self._on_block,
+            returned=lambda path: self._show_file_result(name, key, path),
+            aborted=self._on_aborted,
+        )
+
+    def _on_block(self, event: huge.Blocks) -> None:
+        desc = f"Segmenting block by block: pass {event.step}, block {event.done}/{event.total}"
+        self.set_progress(event.done, event.total, desc)
+
     def stop(self) -> None:
-        """Stop the running segmentation after the current batch of tiles (nothing is added)."""
+        """Stop the running segmentation after the current batch of tiles, or the current
+        block of an image segmented from its file (nothing is added or left)."""
         if self._worker is not None:
+            self._blocks_stop.set()
             self._worker.quit()
 
     def _on_yielded(self, event: Any) -> None:
@@ -362,6 +415,16 @@ class SegmentWidget(DockWidget):
         )
 
     # ------------------------------------------------------------------ layers (main thread)
+    def _show_file_result(self, image: str, key: str, path: Path) -> None:
+        """Show the label Zarr of an image segmented from its file, read as napari draws."""
+        source = self.layer(image)
+        where = {} if source is None else {"scale": source.scale, "translate": source.translate}
+        layer = self._viewer.add_labels(
+            huge.labels_layer_data(path), name=f"{image} [{Path(key).stem}]", **where
+        )
+        self.notify(f"the labels of '{image}' are in {path}", "info")
+        self.set_status(f"'{layer.name}': written to {path}.")
+
     def _show_result(self, job: Job, kept: Outputs, labels: list[np.ndarray]) -> None:
         segmenter = self._segmenters[(job.model, job.device)]
         stack = np.stack(labels).reshape(kept.lead_shape + labels[0].shape)
