@@ -7,11 +7,13 @@ by default) and done in passes; each pass maps a function over the blocks (in th
 on a Dask cluster with :mod:`napari_cellseg.predict.dask`) and only small tables come back:
 
 0. the intensity percentiles, from the same strided subsample the whole image uses;
-1. the network on the tiles of the whole image's grid (:meth:`Segmenter.tile_layout`) that
-   overlap the block and its one-pixel rim, blended as the whole image blends them (batches of
-   the whole image's size: the same arithmetic, bit for bit), then the weak foreground's
-   components (``dist > mask_threshold - 1``), joined across the seams by their rim pixels,
-   kept when they hold a strong pixel (the hysteresis of :func:`omni_masks`);
+1. the network on the tiles of the whole image's grid (:meth:`Segmenter.tile_layout`), in the
+   whole image's batches (same tiles, same batch size: the same arithmetic, bit for bit), a
+   block's worth of tiles per task, each tile's outputs stored once in the scratch; then per
+   block, the stored tiles that overlap it and its one-pixel rim blended as the whole image
+   blends them, and the weak foreground's components (``dist > mask_threshold - 1``), joined
+   across the seams by their rim pixels, kept when they hold a strong pixel (the hysteresis
+   of :func:`omni_masks`);
 2. :func:`~napari_cellseg.reconstruction.omni.link_block` on each block, as ``omni_masks``
    does it, and the components joined across the seams (:func:`join_ids`), with each object's
    box and size and a histogram of the flow lengths;
@@ -176,9 +178,10 @@ def segment_chunked(
         },
     )
     try:
-        _make_scratch(job, image, seg.spec.n_outputs())
+        _make_scratch(job, image, seg)
         levels = _percentiles(job, mapper)
-        weak = mapper(partial(_network_pass, job), job.blocks(), levels)
+        mapper(partial(_tile_pass, job), _tile_groups(job, seg), levels)
+        weak = mapper(partial(_network_pass, job), job.blocks(), None)
         keep = _hysteresis_table(job, weak)
         links = mapper(partial(_link_pass, job), job.blocks(), keep)
         objects = _join_objects(job, links)
@@ -210,11 +213,18 @@ def _check_model(seg: Any, image: ChunkedImage) -> None:
         )
 
 
-def _make_scratch(job: Job, image: ChunkedImage, n_outputs: int) -> None:
+def _make_scratch(job: Job, image: ChunkedImage, seg: Any) -> None:
     import zarr
 
     (ny, nx), (cy, cx) = image.shape, image.chunks
+    n_outputs, grid = seg.spec.n_outputs(), seg.tile_layout(ny, nx)
     root = Path(job.scratch)
+    zarr.create_array(
+        str(root / "tiles"),
+        shape=(len(grid.starts), n_outputs, *grid.tile),
+        chunks=(1, n_outputs, *grid.tile),
+        dtype="f4",
+    )
     zarr.create_array(
         str(root / "outputs"), shape=(n_outputs, ny, nx), chunks=(n_outputs, cy, cx), dtype="f4"
     )
@@ -276,13 +286,40 @@ def _rim_bounds(job: Job, bounds: Bounds) -> Bounds:
     return y0, min(y1 + 1, ny), max(x0 - 1, 0), min(x1 + 1, nx)
 
 
-def _network_pass(job: Job, bounds: Bounds, levels: np.ndarray) -> SeamTable:
-    """Network outputs of the block (written), and its weak foreground's components."""
+def _tile_groups(job: Job, seg: Any) -> list[range]:
+    """The whole image's tile batches (indices), a block's worth of tiles per task."""
+    grid = seg.tile_layout(*job.shape)
+    n_batches = -(-len(grid.starts) // grid.batch)
+    tiles = max(1, job.block**2 // (grid.tile[0] * grid.tile[1]))
+    per_task = max(1, tiles // grid.batch)
+    return [range(k, min(k + per_task, n_batches)) for k in range(0, n_batches, per_task)]
+
+
+def _tile_pass(job: Job, batches: range, levels: np.ndarray) -> None:
+    """The network on some of the whole image's tile batches, each tile's outputs stored.
+
+    Every batch is the one the whole image runs (same tiles, same size: the batch size changes
+    the last bits of the outputs), so each tile is computed once and exactly as there.
+    """
+    from napari_cellseg.predict.segmenter import cached_segmenter
+
+    seg = cached_segmenter(job.config)
+    grid = seg.tile_layout(*job.shape)
+    (th, tw), batch = grid.tile, grid.batch
+    store = job.scratch_array("tiles")
+    for k in batches:
+        part = grid.starts[k * batch : (k + 1) * batch]
+        tiles = [_padded_input(job, (y, y + th, x, x + tw), levels) for y, x in part]
+        store[k * batch : k * batch + len(part)] = seg.forward(np.stack(tiles))
+
+
+def _network_pass(job: Job, bounds: Bounds, _shared: Any) -> SeamTable:
+    """Network outputs of the block (blended, written), its weak foreground's components."""
     from napari_cellseg.predict.segmenter import cached_segmenter
 
     seg = cached_segmenter(job.config)
     ext = _rim_bounds(job, bounds)
-    named = seg.named_outputs(_blended(job, seg, ext, levels))
+    named = seg.named_outputs(_blended(job, seg, ext))
     maps = np.concatenate([m[None] if m.ndim == 2 else m for m in named.values()])
     y0, y1, x0, x1 = bounds
     ey0, _, ex0, _ = ext
@@ -312,39 +349,27 @@ def _seams(
     return SeamTable(n, flat[rim], ids[rim], flat[edge], ids[edge], extra)
 
 
-def _blended(job: Job, seg: Any, region: Bounds, levels: np.ndarray) -> np.ndarray:
-    """Raw outputs ``(K, h, w)`` on ``region``: the whole image's tiles, blended as there."""
+def _blended(job: Job, seg: Any, region: Bounds) -> np.ndarray:
+    """Raw outputs ``(K, h, w)`` on ``region``: the stored tiles blended as the whole image
+    blends them (same tiles, same order)."""
     from napari_cellseg.predict.segmenter import _blend_window
 
     ry0, ry1, rx0, rx1 = region
     grid = seg.tile_layout(*job.shape)
-    (th, tw), batch, total = grid.tile, grid.batch, len(grid.starts)
-    picked = [
-        (g, y, x)
-        for g, (y, x) in enumerate(grid.starts)
-        if y < ry1 and y + th > ry0 and x < rx1 and x + tw > rx0
-    ]
-    ty0, tx0 = min(y for _, y, _ in picked), min(x for _, _, x in picked)
-    ty1, tx1 = max(y for _, y, _ in picked) + th, max(x for _, _, x in picked) + tw
-    image = _padded_input(job, (ty0, ty1, tx0, tx1), levels)
+    (th, tw) = grid.tile
+    store = job.scratch_array("tiles")
     window = _blend_window((th, tw))
     acc = np.zeros((seg.spec.n_outputs(), ry1 - ry0, rx1 - rx0), np.float32)
     norm = np.zeros((ry1 - ry0, rx1 - rx0), np.float32)
-    # a tile runs in a batch of the size the whole image gives it (batch size changes the
-    # last bits of the outputs; which tiles share the batch does not)
-    for size in sorted({min(batch, total - g // batch * batch) for g, _, _ in picked}):
-        mine = [t for t in picked if min(batch, total - t[0] // batch * batch) == size]
-        for i in range(0, len(mine), size):
-            part = mine[i : i + size]
-            tiles = [image[:, y - ty0 : y - ty0 + th, x - tx0 : x - tx0 + tw] for _, y, x in part]
-            tiles += [tiles[0]] * (size - len(tiles))
-            for (_, y, x), out in zip(part, seg.forward(np.stack(tiles))):
-                sy = slice(max(y, ry0), min(y + th, ry1))
-                sx = slice(max(x, rx0), min(x + tw, rx1))
-                tile = (slice(sy.start - y, sy.stop - y), slice(sx.start - x, sx.stop - x))
-                dst = (slice(sy.start - ry0, sy.stop - ry0), slice(sx.start - rx0, sx.stop - rx0))
-                acc[:, dst[0], dst[1]] += out[:, tile[0], tile[1]] * window[tile]
-                norm[dst] += window[tile]
+    for g, (y, x) in enumerate(grid.starts):
+        if not (y < ry1 and y + th > ry0 and x < rx1 and x + tw > rx0):
+            continue
+        sy = slice(max(y, ry0), min(y + th, ry1))
+        sx = slice(max(x, rx0), min(x + tw, rx1))
+        tile = (slice(sy.start - y, sy.stop - y), slice(sx.start - x, sx.stop - x))
+        dst = (slice(sy.start - ry0, sy.stop - ry0), slice(sx.start - rx0, sx.stop - rx0))
+        acc[:, dst[0], dst[1]] += np.asarray(store[g])[:, tile[0], tile[1]] * window[tile]
+        norm[dst] += window[tile]
     acc /= norm
     return acc
 
