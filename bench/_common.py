@@ -163,6 +163,9 @@ class Measured:
         every 0.2 s) and the kernel's exact peak of the largest single process (``wait4``).
     stopped : bool
         Whether the run was ended early by ``timeout`` or ``stop_on``.
+    peak_process_gb : float
+        Peak resident memory in GB of the largest single process of the tree (a Dask worker,
+        a torchrun rank, or the command itself), sampled the same way.
     """
 
     returncode: int
@@ -170,6 +173,7 @@ class Measured:
     seconds: float
     peak_rss_gb: float
     stopped: bool
+    peak_process_gb: float = 0.0
 
 
 def run_measured(
@@ -237,14 +241,15 @@ def run_measured(
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     root = psutil.Process(proc.pid)
-    peak, stopped = 0.0, False
+    peak, single, stopped = 0.0, 0.0, False
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         try:
             tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            sizes = [p.memory_info().rss for p in tree if p.is_running()]
+            peak, single = max(peak, sum(sizes)), max(single, *sizes, 0)
         except psutil.Error:
             pass
         late = timeout is not None and time.monotonic() - start > timeout
@@ -258,8 +263,9 @@ def run_measured(
     reader.join(timeout=5)
     if sink:
         sink.close()
-    peak = max(peak, usage.ru_maxrss * 1024)  # ru_maxrss is in KiB on Linux
-    return Measured(proc.returncode, "".join(lines), seconds, peak / 1e9, stopped)
+    single = max(single, usage.ru_maxrss * 1024)  # ru_maxrss is in KiB on Linux
+    peak = max(peak, single)
+    return Measured(proc.returncode, "".join(lines), seconds, peak / 1e9, stopped, single / 1e9)
 
 
 def run_with_peak_rss(

@@ -11,9 +11,10 @@ Both segment ``bbbc039/val``, scored by the same evaluator (mean per-image AP@0.
 is counted in steps (same crops, batch and network, so the same CPU work) rather than wall time,
 which keeps the comparison fair on a shared, noisy machine; the seconds are printed too.
 
-    python bench/tune.py                        # 1400 steps (about 30 min here) per model
+    python bench/tune.py                        # 2300 steps (about 30 min here) per model
     python bench/tune.py --budget_steps 400     # about 9 min per model
     python bench/tune.py --quick                # smoke test: 3 images, 30 steps
+    python bench/tune.py --range_only --range_repeats 3   # the range test's time alone
 
 Targets (issue 13): tuned AP@0.5 >= default AP@0.5; the range test < 5 % of the budget.
 """
@@ -29,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bbbc039_pairs, link_folder, result  # noqa: E402
+from _common import bbbc039_pairs, link_folder, median, result  # noqa: E402
 
 
 def train_and_score(config, items, val_dir: Path, steps: int) -> tuple[float, float, int]:
@@ -53,10 +54,16 @@ def train_and_score(config, items, val_dir: Path, steps: int) -> tuple[float, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--budget_steps", type=int, default=1400)
+    parser.add_argument("--budget_steps", type=int, default=2300)
     parser.add_argument("--range_steps", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="3 images, 30-step budget")
+    parser.add_argument(
+        "--range_repeats", type=int, default=1, help="time the range test this many times (median)"
+    )
+    parser.add_argument(
+        "--range_only", action="store_true", help="time the range test only (no training)"
+    )
     args = parser.parse_args()
 
     from napari_cellseg.config import TrainConfig
@@ -74,15 +81,21 @@ def main() -> None:
         base = TrainConfig(dir=str(train_dir), seed=args.seed, dataloader=True, num_workers=1)
         items = load_items(str(train_dir), base)
 
-        t0 = time.perf_counter()
-        found = run_range_test(base, items, steps=range_steps)
-        range_s = time.perf_counter() - t0
-        print(
-            f"range test: {len(found.lrs)} steps in {range_s:.0f} s -> suggested lr "
-            f"{found.suggested_lr:.3g} (loss lowest at {found.min_loss_lr:.3g}; default "
-            f"{base.learning_rate:g})",
-            flush=True,
-        )
+        times = []
+        for _ in range(max(1, args.range_repeats)):
+            t0 = time.perf_counter()
+            found = run_range_test(base, items, steps=range_steps)
+            times.append(time.perf_counter() - t0)
+            print(
+                f"range test: {len(found.lrs)} steps in {times[-1]:.0f} s -> suggested lr "
+                f"{found.suggested_lr:.3g} (loss lowest at {found.min_loss_lr:.3g}; default "
+                f"{base.learning_rate:g})",
+                flush=True,
+            )
+        range_s = median(times)
+        if args.range_only:
+            print(f"range test: median {range_s:.1f} s ({range_s / len(found.lrs):.2f} s/step)")
+            return
         default_ap, default_s, default_steps = train_and_score(
             dataclasses.replace(base, model=str(root / "default.pt")), items, val_dir, budget
         )
